@@ -1,0 +1,1 @@
+"""The operator: Kopf handlers (the face) over the reconciler and the sweeper."""

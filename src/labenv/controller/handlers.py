@@ -1,0 +1,121 @@
+"""Kopf handlers: translate events into calls of the reconciler; no business logic here.
+
+- LabSession created, changed (spec) or found at start-up -> converge it.
+- A Deployment, StatefulSet or Job of a lab changed -> refresh that session's status.
+- LabSession gone -> delete its namespace. This is an event handler, not a deletion handler, so
+  Kopf adds no finalizer (Kopf calls even `optional=True` deletion handlers only while a finalizer
+  holds the object): deleting a session never hangs while the operator is down, and the sweeper
+  removes the namespace left behind once the operator is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from labenv import names
+from labenv.catalog.loader import default_catalog
+from labenv.controller.config import OperatorConfig
+from labenv.controller.reconciler import Reconciler, RetryLater
+from labenv.controller.sweeper import sweep_forever
+from labenv.errors import ClusterUnavailable
+from labenv.kube.client import ApiError, Kube
+from labenv.reconcile.status import WorkloadState, workload_state
+
+LAB_OBJECTS = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_SESSION: kopf.PRESENT}
+WORKLOADS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"), ("batch", "v1", "jobs"))
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    config = OperatorConfig.from_env()
+    # Kopf's bookkeeping goes to annotations, so status holds only what the CRD declares.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration")
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_client_timeout
+    settings.watching.connect_timeout = config.connect_timeout
+    settings.networking.connect_timeout = config.connect_timeout
+    settings.execution.max_workers = 32
+    settings.posting.level = logging.WARNING
+    memo.config = config
+    memo.kube = await Kube.connect()
+    memo.reconciler = Reconciler(memo.kube, default_catalog(), config)
+    memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
+    logger.info("labenv operator started: %d courses, %d components",
+                len(memo.reconciler.catalog.courses), len(memo.reconciler.catalog.components))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.sweeper.cancel()
+    await memo.kube.close()
+
+
+# --- caches: what the operator knows of lab workloads and sessions, without extra API calls ---
+
+def _workload_entry(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], WorkloadState]:
+    key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
+    return {key: workload_state(body)}
+
+
+for _group, _version, _plural in WORKLOADS:
+    kopf.index(_group, _version, _plural, labels=LAB_OBJECTS, id=f"{_plural}_by_session")(_workload_entry)
+
+
+@kopf.index(names.GROUP, names.VERSION, names.SESSION_PLURAL)
+def sessions_by_key(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Mapping[str, Any]]:
+    return {(namespace, name): dict(body)}
+
+
+def _workloads(key: tuple[str, str], kwargs: Mapping[str, Any]) -> list[WorkloadState]:
+    found: list[WorkloadState] = []
+    for _, _, plural in WORKLOADS:
+        found.extend(kwargs[f"{plural}_by_session"].get(key, []))
+    return found
+
+
+def _retry(exc: Exception, config: OperatorConfig) -> kopf.TemporaryError:
+    if isinstance(exc, RetryLater):
+        return kopf.TemporaryError(str(exc), delay=exc.delay)
+    return kopf.TemporaryError(str(exc), delay=config.retry_delay)
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+@kopf.on.resume(names.GROUP, names.VERSION, names.SESSION_PLURAL)
+@kopf.on.create(names.GROUP, names.VERSION, names.SESSION_PLURAL)
+@kopf.on.update(names.GROUP, names.VERSION, names.SESSION_PLURAL, field="spec")
+async def converge_session(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    try:
+        await memo.reconciler.converge(body, _workloads((namespace, name), kwargs))
+    except (RetryLater, ClusterUnavailable) as exc:
+        raise _retry(exc, memo.config) from exc
+    except ApiError as exc:
+        if exc.retriable:
+            raise _retry(exc, memo.config) from exc
+        raise kopf.TemporaryError(str(exc), delay=60) from exc
+
+
+async def _workload_changed(labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+    key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
+    bodies = kwargs["sessions_by_key"].get(key)
+    if not bodies:
+        return
+    body = next(iter(bodies))
+    await memo.reconciler.report(body, _workloads(key, kwargs))
+
+
+for _group, _version, _plural in WORKLOADS:
+    kopf.on.event(_group, _version, _plural, labels=LAB_OBJECTS, id=f"{_plural}_changed")(_workload_changed)
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.SESSION_PLURAL)
+async def remove_session(type: str, namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        await memo.reconciler.teardown(namespace, name, uid)

@@ -1,0 +1,298 @@
+"""Observe, compute desired state, apply, report: one LabSession at a time, safe to kill anywhere.
+
+Every step is idempotent. Only the generated-credentials Secret is created rather than applied,
+and only its missing keys are ever added, so a restart or a second replica never rotates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from labenv import api, names
+from labenv.catalog.loader import Catalog
+from labenv.catalog.model import ResolvedUnit
+from labenv.components import credentials
+from labenv.components.model import Component
+from labenv.components.render import SessionContext, render_component
+from labenv.controller.config import OperatorConfig
+from labenv.errors import LabenvError
+from labenv.kube.client import ApiError, Kube
+from labenv.reconcile import session, status, tenancy
+
+Obj = dict[str, Any]
+log = logging.getLogger(__name__)
+
+
+class RetryLater(LabenvError):
+    """Not an error of the session: try again after `delay` seconds (the handler maps it to Kopf)."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """What the reconciler reads of a LabSession body."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: str
+    deleting: bool
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> SessionRef:
+        meta = body["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 0),
+            created=meta.get("creationTimestamp") or api.timestamp(api.now()),
+            deleting=bool(meta.get("deletionTimestamp")),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+        )
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def lab_namespace(self) -> str:
+        return names.lab_namespace(self.name)
+
+
+def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
+
+
+def _encode(values: Mapping[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+
+
+def expires_at(ref: SessionRef, spec: api.SessionSpec) -> str:
+    ttl = api.parse_duration(spec.ttl, "spec.ttl", maximum=timedelta(days=3650))
+    return api.timestamp(api.parse_timestamp(ref.created) + ttl)
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, catalog: Catalog, config: OperatorConfig) -> None:
+        self.kube = kube
+        self.catalog = catalog
+        self.config = config
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._locks.pop(key, None)
+
+    # --- the whole loop ------------------------------------------------------------------------
+
+    async def converge(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+        ref = SessionRef.from_body(body)
+        async with self.lock(ref.key):
+            await self._converge(ref, list(workloads))
+
+    async def _converge(self, ref: SessionRef, workloads: list[status.WorkloadState]) -> None:
+        try:
+            spec = api.SessionSpec.model_validate(ref.spec)
+            resolved = session.resolve(self.catalog, spec)
+        except (LabenvError, ValidationError) as exc:
+            await self._report_invalid(ref, exc)
+            return
+        ctx = session.context(ref.name, ref.namespace, spec, self.config.workspace_image)
+        await self._ensure_namespace(ref, ctx, resolved.components)
+        generated = await self._ensure_generated(ctx, resolved.components)
+        try:
+            desired = session.desired(self.catalog, resolved, ctx, ref.uid, generated)
+        except LabenvError as exc:
+            await self._report_invalid(ref, exc)
+            return
+        await self._apply_all([*desired.tenancy, desired.connection_secret])
+
+        missing = await self._missing_apis(resolved.components)
+        conditions = status.observe(resolved.components, ref.status.get("appliedComponents", []),
+                                    workloads, missing, ref.generation)
+        ready = status.ready_components(conditions, resolved.components)
+        now_applying = [p for p in desired.eligible(ready) if not missing.get(p.name)]
+        await self._apply_all([obj for plan in now_applying for obj in plan.objects])
+
+        wanted = {c.name for c in resolved.components}
+        applied_before = set(ref.status.get("appliedComponents", []))
+        await self._prune(ctx, applied_before - wanted, resolved)
+        applied = sorted((applied_before & wanted) | {p.name for p in now_applying})
+        await self._write_status(ref, spec, resolved, desired, applied, workloads, missing)
+
+    async def report(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+        """A workload changed: refresh status, and converge when it unblocks a waiting component."""
+        ref = SessionRef.from_body(body)
+        if ref.deleting:
+            return
+        async with self.lock(ref.key):
+            workloads = list(workloads)
+            try:
+                spec = api.SessionSpec.model_validate(ref.spec)
+                resolved = session.resolve(self.catalog, spec)
+            except (LabenvError, ValidationError):
+                return  # the session handler reports invalid specs
+            applied = ref.status.get("appliedComponents", [])
+            missing = await self._missing_apis(resolved.components)
+            conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
+            ready = status.ready_components(conditions, resolved.components)
+            unblocked = [c.name for c in resolved.components
+                         if c.name not in applied and not missing.get(c.name)
+                         and all(d in ready for d in c.depends_on)]
+            missing_workload = any(
+                c.name in applied and "not found" in cond.message
+                for c, cond in zip(resolved.components, conditions, strict=True))
+            if unblocked or missing_workload:
+                await self._converge(ref, workloads)
+                return
+            await self._write_conditions(ref, spec, conditions)
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    async def _ensure_namespace(self, ref: SessionRef, ctx: SessionContext,
+                                components: Sequence[Component]) -> None:
+        existing = await self.kube.get("v1", "Namespace", ctx.namespace)
+        if existing is not None:
+            owner = (existing["metadata"].get("labels") or {}).get(names.LABEL_SESSION_UID)
+            if existing["metadata"].get("deletionTimestamp"):
+                raise RetryLater(f"namespace {ctx.namespace} is still being deleted", delay=5)
+            if owner != ref.uid:
+                raise RetryLater(f"namespace {ctx.namespace} belongs to another session or to nobody", 30)
+        await self.kube.apply(tenancy.namespace(ctx, ref.uid, components))
+
+    async def _ensure_generated(self, ctx: SessionContext, components: Sequence[Component]) -> dict[str, str]:
+        """Create the generated Secret once; later only add keys it lacks (optimistic concurrency)."""
+        secret = await self.kube.get("v1", "Secret", names.GENERATED_SECRET, ctx.namespace)
+        if secret is None:
+            values = credentials.missing(components, {})
+            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": names.GENERATED_SECRET, "namespace": ctx.namespace,
+                                 "labels": {**ctx.labels(), names.LABEL_COMPONENT: "credentials"}},
+                    "data": _encode(values)}
+            try:
+                secret = await self.kube.create(body)
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                secret = await self.kube.get("v1", "Secret", names.GENERATED_SECRET, ctx.namespace)
+                if secret is None:
+                    raise RetryLater("generated Secret vanished while being created", delay=1) from exc
+        existing = _decode(secret.get("data"))
+        fresh = credentials.missing(components, existing)
+        if fresh:
+            patch = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
+                     "data": _encode(fresh)}
+            try:
+                await self.kube.merge_patch("v1", "Secret", names.GENERATED_SECRET, patch, ctx.namespace)
+            except ApiError as exc:
+                if exc.conflict:  # another writer added keys first: read theirs next time
+                    raise RetryLater("generated Secret changed concurrently", delay=1) from exc
+                raise
+        return {**existing, **fresh}
+
+    async def _apply_all(self, objects: Sequence[Obj]) -> None:
+        await asyncio.gather(*(self.kube.apply(obj) for obj in objects))
+
+    async def _missing_apis(self, components: Sequence[Component]) -> dict[str, tuple[str, ...]]:
+        missing: dict[str, tuple[str, ...]] = {}
+        for c in components:
+            if c.requires_apis:
+                for api_version in c.requires_apis:
+                    self.kube.forget(api_version)  # an admin may have installed it since
+                gaps = tuple([a for a in c.requires_apis if not await self.kube.served(a)])
+                if gaps:
+                    missing[c.name] = gaps
+        return missing
+
+    async def _prune(self, ctx: SessionContext, removed: set[str], resolved: ResolvedUnit) -> None:
+        """Delete the objects of components the unit no longer has; their volumes stay."""
+        for name in sorted(removed):
+            component = self.catalog.components.get(name)
+            if component is None:
+                continue
+            defaults = {k: v.default for k, v in component.options.items()}
+            objects = render_component(self.catalog.root / "components", component, defaults, ctx)
+            for obj in objects:
+                await self.kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], ctx.namespace)
+            log.info("pruned component %s of session %s", name, ctx.session)
+
+    # --- status --------------------------------------------------------------------------------
+
+    async def _write_status(self, ref: SessionRef, spec: api.SessionSpec, resolved: ResolvedUnit,
+                            desired: session.DesiredState, applied: list[str],
+                            workloads: list[status.WorkloadState],
+                            missing: Mapping[str, tuple[str, ...]]) -> None:
+        conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
+        extra: Obj = {
+            "namespace": ref.lab_namespace,
+            "credentialsSecret": names.CONNECTION_SECRET,
+            "components": [c.name for c in resolved.components],
+            "appliedComponents": applied,
+            "endpoints": [e.model_dump() for p in desired.components for e in p.endpoints],
+        }
+        await self._write_conditions(ref, spec, conditions, extra)
+
+    async def _write_conditions(self, ref: SessionRef, spec: api.SessionSpec,
+                                conditions: list[api.Condition], extra: Obj | None = None,
+                                failure: str | None = None) -> None:
+        ready = status.ready_condition(conditions, ref.generation, failure)
+        phase = status.phase(ready, conditions, ref.deleting)
+        now = api.timestamp(api.now())
+        new: Obj = {
+            **(extra or {}),
+            "phase": phase.value,
+            "message": ready.message,
+            "observedGeneration": ref.generation,
+            "startedAt": ref.status.get("startedAt") or ref.created,
+            "expiresAt": expires_at(ref, spec),
+            "conditions": status.with_transition_times([*conditions, ready],
+                                                       ref.status.get("conditions", []), now),
+        }
+        if phase == api.Phase.READY:
+            new["readyAt"] = ref.status.get("readyAt") or now
+        elif ref.status.get("readyAt"):
+            new["readyAt"] = ref.status["readyAt"]
+        merged = {**{k: v for k, v in ref.status.items() if k not in new}, **new}
+        if merged == dict(ref.status):
+            return  # nothing changed: spare the API server a write
+        await self.kube.apply_status(names.API_VERSION, names.SESSION_KIND, ref.namespace, ref.name, merged)
+
+    async def _report_invalid(self, ref: SessionRef, exc: Exception) -> None:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            message = f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        log.warning("session %s/%s has an invalid environment: %s", ref.namespace, ref.name, message)
+        try:
+            spec = api.SessionSpec.model_validate(ref.spec)
+        except ValidationError:
+            spec = api.SessionSpec(learner="invalid", course="invalid", unit="invalid")
+        await self._write_conditions(ref, spec, [], {"namespace": ref.lab_namespace}, failure=message)
+
+    # --- deletion ------------------------------------------------------------------------------
+
+    async def teardown(self, namespace: str, name: str, uid: str) -> None:
+        """The session is gone: remove its namespace (and with it everything inside)."""
+        self.forget((namespace, name))
+        lab = names.lab_namespace(name)
+        existing = await self.kube.get("v1", "Namespace", lab)
+        if existing and (existing["metadata"].get("labels") or {}).get(names.LABEL_SESSION_UID) == uid:
+            await self.kube.delete("v1", "Namespace", lab)

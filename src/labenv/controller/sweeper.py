@@ -1,0 +1,77 @@
+"""One loop for the whole operator: expire sessions and remove namespaces no session owns.
+
+A Kopf timer per session would put a finalizer on every LabSession; one loop over a list call
+costs two requests per interval whatever the number of sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from labenv import api, names
+from labenv.errors import LabenvError
+from labenv.kube.client import Kube
+
+log = logging.getLogger(__name__)
+MANAGED_NAMESPACES = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_SESSION_UID}"
+
+
+@dataclass
+class SweepResult:
+    expired: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+
+def _expiry(session: dict[str, object]) -> datetime | None:
+    status = session.get("status") or {}
+    expires = status.get("expiresAt") if isinstance(status, dict) else None
+    return api.parse_timestamp(expires) if isinstance(expires, str) else None
+
+
+async def find_orphans(kube: Kube) -> tuple[list[dict[str, object]], list[str]]:
+    """Sessions, and lab namespaces whose session is gone.
+
+    Namespaces are listed before sessions: a namespace seen first was created for a session that
+    already existed, so a session missing from the later list really is gone.
+    """
+    namespaces = await kube.list("v1", "Namespace", label_selector=MANAGED_NAMESPACES)
+    sessions = await kube.list(names.API_VERSION, names.SESSION_KIND)
+    live = {s["metadata"]["uid"] for s in sessions}
+    orphans = [
+        ns["metadata"]["name"] for ns in namespaces
+        if ns["metadata"]["labels"].get(names.LABEL_SESSION_UID) not in live
+        and not ns["metadata"].get("deletionTimestamp")
+    ]
+    return sessions, orphans
+
+
+async def sweep_once(kube: Kube, now: datetime, delete_orphans: bool = True) -> SweepResult:
+    result = SweepResult()
+    sessions, orphans = await find_orphans(kube)
+    for s in sessions:
+        meta = s["metadata"]
+        expiry = _expiry(s)
+        if expiry is not None and expiry <= now and not meta.get("deletionTimestamp"):
+            await kube.delete(names.API_VERSION, names.SESSION_KIND, meta["name"], meta["namespace"])
+            result.expired.append(f"{meta['namespace']}/{meta['name']}")
+    if delete_orphans:
+        for name in orphans:
+            await kube.delete("v1", "Namespace", name)
+    result.orphans = orphans
+    return result
+
+
+async def sweep_forever(kube: Kube, interval: float) -> None:
+    while True:
+        try:
+            result = await sweep_once(kube, api.now())
+            for name in result.expired:
+                log.info("session %s expired and was deleted", name)
+            for name in result.orphans:
+                log.info("namespace %s had no session and was deleted", name)
+        except LabenvError as exc:  # the API server may be restarting: try again next round
+            log.warning("sweep failed, retrying in %.0fs: %s", interval, exc)
+        await asyncio.sleep(interval)
