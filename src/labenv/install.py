@@ -28,7 +28,12 @@ def crds_dir() -> Path:
 
 
 def crd_documents() -> list[dict[str, object]]:
-    return [doc for path in sorted(crds_dir().glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [
+        doc
+        for path in sorted(crds_dir().glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
 
 
 async def install(kube: Kube, namespace: str, timeout: float = 60) -> None:
@@ -38,9 +43,14 @@ async def install(kube: Kube, namespace: str, timeout: float = 60) -> None:
     for crd in crds:
         await _established(kube, str(crd["metadata"]["name"]), timeout)  # type: ignore[index]
     kube.forget(names.API_VERSION)
-    await kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                      "metadata": {"name": namespace, "labels": {names.LABEL_PART_OF: "labenv"}}},
-                     names.CLI_FIELD_MANAGER)
+    await kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {names.LABEL_PART_OF: "labenv"}},
+        },
+        names.CLI_FIELD_MANAGER,
+    )
 
 
 async def _established(kube: Kube, name: str, timeout: float) -> None:
@@ -48,7 +58,7 @@ async def _established(kube: Kube, name: str, timeout: float) -> None:
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         crd = await kube.get(CRD_API, "CustomResourceDefinition", name)
-        conditions = {c["type"]: c["status"] for c in ((crd or {}).get("status") or {}).get("conditions", [])}
+        conditions = {c["type"]: c["status"] for c in ((crd or {}).get("status") or {}).get("conditions") or []}
         if conditions.get("Established") == "True":
             return
         await asyncio.sleep(0.2)

@@ -46,15 +46,14 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LEARNER_LENGTH = 40
 MAX_UNIT_LENGTH = 24
 # Learner names that would make lab namespaces look like system ones or shadow them.
-RESERVED_LEARNERS = frozenset({"default", "kube", "system", "labenv", "admin", "root"})
+RESERVED_LEARNERS = frozenset({"default", "kube", "system", "labenv"})
 RESERVED_PREFIXES = ("kube-", "openshift-", "system-")
 
 
 def normalise_learner(raw: str) -> str:
     """Turn a user name such as `Ada.Lovelace` into a DNS-1123 label (`ada-lovelace`)."""
     name = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
-    name = re.sub(r"-{2,}", "-", name)[:MAX_LEARNER_LENGTH].strip("-")
-    return name
+    return re.sub(r"-{2,}", "-", name)[:MAX_LEARNER_LENGTH].strip("-")
 
 
 def default_learner() -> str:
@@ -98,7 +97,9 @@ def generated_key(component: str, credential: str) -> str:
     return f"{component}-{credential}"
 
 
-def session_labels(session: str, session_namespace: str, learner: str, course: str, unit: str) -> dict[str, str]:
+def session_labels(
+    session: str, session_namespace: str, learner: str, course: str, unit: str
+) -> dict[str, str]:
     """Labels that link an object to its session; used for selection, pruning and audits."""
     return {
         LABEL_MANAGED_BY: MANAGED_BY,

@@ -36,11 +36,11 @@ class Started:
 
 def plan_session(catalog: Catalog, request: StartRequest) -> tuple[str, api.SessionSpec]:
     """Check everything that can be checked offline; return the session name and spec."""
-    learner = names.check_learner(request.learner)
-    ttl = api.format_duration(api.parse_duration(request.ttl))
-    course, units = catalog.find_units(request.unit, request.course)
+    course, _ = catalog.find_units(request.unit, request.course)
     unit_id = request.unit.rpartition("/")[2]
     catalog.resolve(unit_id, course.slug)  # refuses unsupported units
+    learner = names.check_learner(request.learner)
+    ttl = api.format_duration(api.parse_duration(request.ttl))
     spec = api.SessionSpec(learner=learner, course=course.slug, unit=unit_id, ttl=ttl)
     name = names.session_name(learner, course.slug, unit_id, catalog.default_course)
     if len(name) > 59:
@@ -51,7 +51,8 @@ def plan_session(catalog: Catalog, request: StartRequest) -> tuple[str, api.Sess
 async def require_crd(kube: Kube) -> None:
     if not await kube.served(names.API_VERSION):
         raise ClusterUnavailable(
-            f"the LabSession CRD is not installed on {kube.host}: run `labenv install` (or install the Helm chart)"
+            f"the LabSession CRD is not installed on {kube.host}: "
+            "run `labenv install` (or install the Helm chart)"
         )
 
 
@@ -114,9 +115,14 @@ async def wait_until_settled(kube: Kube, session: Obj, timeout: float) -> AsyncI
         return
     version = meta.get("resourceVersion")
     while (left := deadline - time.monotonic()) > 0:
-        async for event in kube.watch(names.API_VERSION, names.SESSION_KIND, meta["namespace"],
-                                      field_selector=f"metadata.name={meta['name']}",
-                                      resource_version=version, timeout_seconds=max(1, int(min(left, 60)))):
+        async for event in kube.watch(
+            names.API_VERSION,
+            names.SESSION_KIND,
+            meta["namespace"],
+            field_selector=f"metadata.name={meta['name']}",
+            resource_version=version,
+            timeout_seconds=max(1, int(min(left, 60))),
+        ):
             obj = event["object"]
             if event["type"] == "ERROR":  # e.g. 410 Gone: re-read and start a fresh watch
                 version = None
@@ -155,9 +161,13 @@ async def stop(kube: Kube, session: Obj, wait: bool, timeout: float = 300) -> No
 async def credentials(kube: Kube, session: Obj) -> dict[str, str]:
     status = session.get("status") or {}
     namespace = status.get("namespace") or names.lab_namespace(session["metadata"]["name"])
-    secret = await kube.get("v1", "Secret", status.get("credentialsSecret", names.CONNECTION_SECRET), namespace)
+    secret = await kube.get(
+        "v1", "Secret", status.get("credentialsSecret", names.CONNECTION_SECRET), namespace
+    )
     if secret is None:
-        raise NotFound(f"session {session['metadata']['name']!r} has no credentials yet (phase {phase_of(session)})")
+        raise NotFound(
+            f"session {session['metadata']['name']!r} has no credentials yet (phase {phase_of(session)})"
+        )
     return {k: base64.b64decode(v).decode() for k, v in sorted((secret.get("data") or {}).items())}
 
 

@@ -20,8 +20,12 @@ from labenv.reconcile import session
 from labenv.reconcile.session import DesiredState
 
 CATALOG = default_catalog()
-UNITS = [(c.slug, u.id) for c in CATALOG.courses.values() for u in c.units
-         if u.support.mode != SupportMode.UNSUPPORTED]
+UNITS = [
+    (c.slug, u.id)
+    for c in CATALOG.courses.values()
+    for u in c.units
+    if u.support.mode != SupportMode.UNSUPPORTED
+]
 
 
 def render(catalog: Catalog, course: str, unit: str) -> DesiredState:

@@ -236,7 +236,7 @@ def load_catalog(root: Path) -> Catalog:
             raise CatalogError(f"{settings_path}: implicit_components: unknown component {name!r}")
 
     courses: dict[str, Course] = {}
-    index: dict[tuple[str, str], str] = {}
+    index: dict[tuple[str, str], tuple[str, ...]] = {}
     for path in sorted((root / "courses").glob("*.yaml")):
         course = _parse(Course, _read_yaml(path), path)
         if course.slug != path.stem:

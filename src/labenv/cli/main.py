@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,14 +37,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.add_typer(cluster_app, name="cluster", help="The local control plane (etcd, API server, KWOK) for demos and tests.")
+app.add_typer(
+    cluster_app, name="cluster", help="The local control plane (etcd, API server, KWOK) for demos and tests."
+)
 
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", envvar="LABENV_NAMESPACE", help="Namespace holding LabSessions.")
 ]
 KubeconfigOpt = Annotated[
-    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (as kubectl finds it).")
+    str | None,
+    typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (as kubectl finds it)."),
 ]
 LearnerOpt = Annotated[
     str | None, typer.Option("--learner", "-l", help="Learner name (default: your user name, normalised).")
@@ -89,10 +93,18 @@ def _catalog() -> Catalog:
 def start(
     unit: Annotated[str, typer.Argument(help="Unit id or alias, e.g. week21, infra-36w/week21, day12.")],
     learner: LearnerOpt = None,
-    course: Annotated[str | None, typer.Option("--course", "-c", envvar="LABENV_COURSE",
-                                               help="Course slug (default: the catalog's default).")] = None,
-    ttl: Annotated[str, typer.Option(help="How long the lab lives: 8h, 90m, 2d (max 30d).")] = api.DEFAULT_TTL,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until Ready, showing progress.")] = False,
+    course: Annotated[
+        str | None,
+        typer.Option(
+            "--course", "-c", envvar="LABENV_COURSE", help="Course slug (default: the catalog's default)."
+        ),
+    ] = None,
+    ttl: Annotated[
+        str, typer.Option(help="How long the lab lives: 8h, 90m, 2d (max 30d).")
+    ] = api.DEFAULT_TTL,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until Ready, showing progress.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
     namespace: NamespaceOpt = names.DEFAULT_SESSION_NAMESPACE,
     kubeconfig: KubeconfigOpt = None,
@@ -102,7 +114,9 @@ def start(
 
     Example: [bold]labenv start week21 --wait[/bold]
     """
-    name, spec = sessions.plan_session(_catalog(), sessions.StartRequest(unit, _learner(learner), course, ttl))
+    name, spec = sessions.plan_session(
+        _catalog(), sessions.StartRequest(unit, _learner(learner), course, ttl)
+    )
 
     async def go(kube: Kube) -> Any:
         started = await sessions.start(kube, namespace, name, spec)
@@ -121,14 +135,17 @@ def start(
 
 
 async def _wait(kube: Kube, session: dict[str, Any], timeout: float, output: Output) -> dict[str, Any]:
-    latest = session
-    if output != Output.TABLE:
+    """Follow the session until it settles: a live table on a terminal, progress lines otherwise."""
+    latest, last_line = session, ""
+    live = Live(_progress(session), console=err_console, refresh_per_second=4, transient=True)
+    with live if output == Output.TABLE and err_console.is_terminal else nullcontext():
         async for latest in sessions.wait_until_settled(kube, session, timeout):
-            pass
-        return latest
-    with Live(_progress(session), console=console, refresh_per_second=4, transient=True) as live:
-        async for latest in sessions.wait_until_settled(kube, session, timeout):
-            live.update(_progress(latest))
+            line = f"{latest['metadata']['name']}: {sessions.phase_of(latest)}: {sessions.message_of(latest)}"
+            if live.is_started:
+                live.update(_progress(latest))
+            elif line != last_line:
+                err_console.print(line, highlight=False, soft_wrap=True)
+                last_line = line
     return latest
 
 
@@ -138,7 +155,9 @@ def _progress(session: dict[str, Any]) -> Table:
     for column in ("Component", "Ready", "Reason", "Message"):
         grid.add_column(column)
     for c in status.get("conditions", []):
-        grid.add_row(c["type"].removesuffix("Ready") or "Ready", c["status"], c["reason"], c.get("message", ""))
+        grid.add_row(
+            c["type"].removesuffix("Ready") or "Ready", c["status"], c["reason"], c.get("message", "")
+        )
     return grid
 
 
@@ -147,13 +166,18 @@ def _print_session(session: dict[str, Any], output: Output) -> None:
 
     def table() -> None:
         meta, spec = session["metadata"], session["spec"]
-        console.print(f"[bold]{meta['name']}[/bold]  learner={spec['learner']}  unit={spec['course']}/"
-                      f"{spec['unit']}  phase={sessions.phase_of(session)}  expires={status.get('expiresAt', '-')}")
+        console.print(
+            f"[bold]{meta['name']}[/bold]  learner={spec['learner']}  unit={spec['course']}/"
+            f"{spec['unit']}  phase={sessions.phase_of(session)}  expires={status.get('expiresAt', '-')}"
+        )
         if status.get("conditions"):
             console.print(_progress(session))
         if status.get("endpoints"):
-            draw("Endpoints", ["Component", "Name", "URL"],
-                 [(e["component"], e["name"], e["url"]) for e in status["endpoints"]])
+            draw(
+                "Endpoints",
+                ["Component", "Name", "URL"],
+                [(e["component"], e["name"], e["url"]) for e in status["endpoints"]],
+            )
         console.print(f"Connection settings: [bold]labenv creds {meta['name']}[/bold]")
 
     emit(session, output, table)
@@ -161,7 +185,9 @@ def _print_session(session: dict[str, Any], output: Output) -> None:
 
 @app.command()
 def status(
-    name: Annotated[str | None, typer.Argument(help="Session name or unit (default: all your sessions).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Session name or unit (default: all your sessions).")
+    ] = None,
     learner: LearnerOpt = None,
     namespace: NamespaceOpt = names.DEFAULT_SESSION_NAMESPACE,
     kubeconfig: KubeconfigOpt = None,
@@ -169,8 +195,13 @@ def status(
 ) -> None:
     """Show one session in detail, or all of yours."""
     if name is None:
-        list_(learner=learner or names.default_learner(), all_learners=False, namespace=namespace,
-              kubeconfig=kubeconfig, output=output)
+        list_(
+            learner=learner or names.default_learner(),
+            all_learners=False,
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            output=output,
+        )
         return
 
     async def go(kube: Kube) -> dict[str, Any]:
@@ -194,11 +225,25 @@ def list_(
         return await sessions.list_sessions(kube, namespace, who)
 
     items = with_kube(go, kubeconfig)
-    rows = [(s["metadata"]["name"], s["spec"]["learner"], f"{s['spec']['course']}/{s['spec']['unit']}",
-             sessions.phase_of(s), (s.get("status") or {}).get("expiresAt", "")) for s in items]
-    emit({"items": items}, output,
-         lambda: draw(None, ["Name", "Learner", "Unit", "Phase", "Expires"], rows) if rows
-         else console.print("No sessions. Start one with [bold]labenv start week21[/bold]."))
+    rows = [
+        (
+            s["metadata"]["name"],
+            s["spec"]["learner"],
+            f"{s['spec']['course']}/{s['spec']['unit']}",
+            sessions.phase_of(s),
+            (s.get("status") or {}).get("expiresAt", ""),
+        )
+        for s in items
+    ]
+    emit(
+        {"items": items},
+        output,
+        lambda: (
+            draw(None, ["Name", "Learner", "Unit", "Phase", "Expires"], rows)
+            if rows
+            else console.print("No sessions. Start one with [bold]labenv start week21[/bold].")
+        ),
+    )
 
 
 @app.command()
@@ -282,7 +327,9 @@ app.add_typer(operator_app, name="operator")
 @operator_app.command("run")
 def operator_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-    liveness: Annotated[str | None, typer.Option(help="Serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")] = None,
+    liveness: Annotated[
+        str | None, typer.Option(help="Serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    ] = None,
 ) -> None:
     """Run the operator in the foreground (what the container runs)."""
     from labenv.controller.run import main

@@ -23,8 +23,17 @@ from labenv.errors import CatalogError
 Obj = dict[str, Any]
 
 _CLUSTER_SCOPED = frozenset(
-    {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
-     "StorageClass", "PriorityClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PersistentVolume",
+        "StorageClass",
+        "PriorityClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
 )
 
 
@@ -41,7 +50,9 @@ class SessionContext:
     workspace_image: str
 
     def labels(self) -> dict[str, str]:
-        return names.session_labels(self.session, self.session_namespace, self.learner, self.course, self.unit)
+        return names.session_labels(
+            self.session, self.session_namespace, self.learner, self.course, self.unit
+        )
 
     def host(self, service: str) -> str:
         return f"{service}.{self.namespace}.svc.cluster.local"
@@ -78,8 +89,20 @@ def _variables(component: Component, options: Mapping[str, Any], ctx: SessionCon
     }
 
 
-def _template_error(where: str, exc: jinja2.TemplateError) -> CatalogError:
+def _template_line(exc: jinja2.TemplateError) -> int | None:
+    """The template line of a render error: syntax errors carry it, runtime errors only in the
+    traceback, which Jinja2 rewrites to point into the template file."""
     line = getattr(exc, "lineno", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _template_error(where: str, exc: jinja2.TemplateError) -> CatalogError:
+    line = _template_line(exc)
     at = f" line {line}" if line else ""
     return CatalogError(f"{where}{at}: template error: {exc.message or exc}")
 
@@ -89,13 +112,19 @@ def _stamp(obj: Obj, component: Component, ctx: SessionContext, where: str) -> O
     if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
         raise CatalogError(f"{where}: every document must be an object with apiVersion and kind")
     if obj["kind"] in _CLUSTER_SCOPED:
-        raise CatalogError(f"{where}: kind: {obj['kind']} is cluster-scoped; components live in the namespace")
+        raise CatalogError(
+            f"{where}: kind: {obj['kind']} is cluster-scoped; components live in the namespace"
+        )
     meta = obj.setdefault("metadata", {})
     if not meta.get("name"):
         raise CatalogError(f"{where}: metadata.name: missing in a {obj['kind']}")
     meta["namespace"] = ctx.namespace
-    labels = {**ctx.labels(), names.LABEL_NAME: component.name, names.LABEL_INSTANCE: ctx.session,
-              names.LABEL_COMPONENT: component.name}
+    labels = {
+        **ctx.labels(),
+        names.LABEL_NAME: component.name,
+        names.LABEL_INSTANCE: ctx.session,
+        names.LABEL_COMPONENT: component.name,
+    }
     meta["labels"] = {**labels, **(meta.get("labels") or {})}
     spec = obj.get("spec") or {}
     pod_template = spec.get("template") or (spec.get("jobTemplate") or {}).get("spec", {}).get("template")

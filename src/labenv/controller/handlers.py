@@ -26,19 +26,30 @@ from labenv.errors import ClusterUnavailable
 from labenv.kube.client import ApiError, Kube
 from labenv.reconcile.status import WorkloadState, workload_state
 
-LAB_OBJECTS = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_SESSION: kopf.PRESENT}
+LAB_OBJECTS: Mapping[str, Any] = {
+    names.LABEL_MANAGED_BY: names.MANAGED_BY,
+    names.LABEL_SESSION: kopf.PRESENT,
+}
 WORKLOADS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"), ("batch", "v1", "jobs"))
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def start(
+    *,
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
     config = OperatorConfig.from_env()
     # Kopf's bookkeeping goes to annotations, so status holds only what the CRD declares.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=names.GROUP, key="last-handled-configuration")
-    settings.watching.server_timeout = config.watch_server_timeout
-    settings.watching.client_timeout = config.watch_client_timeout
+        prefix=names.GROUP, key="last-handled-configuration"
+    )
+    # Whole seconds: the API server parses timeoutSeconds as an integer.
+    settings.watching.server_timeout = int(config.watch_server_timeout)
+    settings.watching.client_timeout = int(config.watch_client_timeout)
     settings.watching.connect_timeout = config.connect_timeout
     settings.networking.connect_timeout = config.connect_timeout
     settings.execution.max_workers = 32
@@ -47,19 +58,25 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
     memo.kube = await Kube.connect()
     memo.reconciler = Reconciler(memo.kube, default_catalog(), config)
     memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
-    logger.info("labenv operator started: %d courses, %d components",
-                len(memo.reconciler.catalog.courses), len(memo.reconciler.catalog.components))
+    logger.info(
+        "labenv operator started: %d courses, %d components",
+        len(memo.reconciler.catalog.courses),
+        len(memo.reconciler.catalog.components),
+    )
 
 
 @kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_: Any) -> None:
+async def stop(*, memo: kopf.Memo, **_: Any) -> None:
     memo.sweeper.cancel()
     await memo.kube.close()
 
 
 # --- caches: what the operator knows of lab workloads and sessions, without extra API calls ---
 
-def _workload_entry(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], WorkloadState]:
+
+def _workload_entry(
+    *, body: kopf.Body, labels: Mapping[str, str], **_: Any
+) -> dict[tuple[str, str], WorkloadState]:
     key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
     return {key: workload_state(body)}
 
@@ -69,8 +86,10 @@ for _group, _version, _plural in WORKLOADS:
 
 
 @kopf.index(names.GROUP, names.VERSION, names.SESSION_PLURAL)
-def sessions_by_key(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(namespace, name): dict(body)}
+def sessions_by_key(
+    *, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[tuple[str, str], Mapping[str, Any]]:
+    return {(namespace or "", name): dict(body)}
 
 
 def _workloads(key: tuple[str, str], kwargs: Mapping[str, Any]) -> list[WorkloadState]:
@@ -88,12 +107,15 @@ def _retry(exc: Exception, config: OperatorConfig) -> kopf.TemporaryError:
 
 # --- handlers -----------------------------------------------------------------------------
 
+
 @kopf.on.resume(names.GROUP, names.VERSION, names.SESSION_PLURAL)
 @kopf.on.create(names.GROUP, names.VERSION, names.SESSION_PLURAL)
 @kopf.on.update(names.GROUP, names.VERSION, names.SESSION_PLURAL, field="spec")
-async def converge_session(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+async def converge_session(
+    *, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+) -> None:
     try:
-        await memo.reconciler.converge(body, _workloads((namespace, name), kwargs))
+        await memo.reconciler.converge(body, _workloads((namespace or "", name), kwargs))
     except (RetryLater, ClusterUnavailable) as exc:
         raise _retry(exc, memo.config) from exc
     except ApiError as exc:
@@ -102,7 +124,7 @@ async def converge_session(body: kopf.Body, namespace: str, name: str, memo: kop
         raise kopf.TemporaryError(str(exc), delay=60) from exc
 
 
-async def _workload_changed(labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
+async def _workload_changed(*, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any) -> None:
     key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
     bodies = kwargs["sessions_by_key"].get(key)
     if not bodies:
@@ -116,6 +138,8 @@ for _group, _version, _plural in WORKLOADS:
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.SESSION_PLURAL)
-async def remove_session(type: str, namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+async def session_gone(
+    *, type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
+) -> None:
     if type == "DELETED":
-        await memo.reconciler.teardown(namespace, name, uid)
+        await memo.reconciler.teardown(namespace or "", name, uid)

@@ -126,8 +126,9 @@ class Reconciler:
         await self._apply_all([*desired.tenancy, desired.connection_secret])
 
         missing = await self._missing_apis(resolved.components)
-        conditions = status.observe(resolved.components, ref.status.get("appliedComponents", []),
-                                    workloads, missing, ref.generation)
+        conditions = status.observe(
+            resolved.components, ref.status.get("appliedComponents", []), workloads, missing, ref.generation
+        )
         ready = status.ready_components(conditions, resolved.components)
         now_applying = [p for p in desired.eligible(ready) if not missing.get(p.name)]
         await self._apply_all([obj for plan in now_applying for obj in plan.objects])
@@ -154,12 +155,15 @@ class Reconciler:
             missing = await self._missing_apis(resolved.components)
             conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
             ready = status.ready_components(conditions, resolved.components)
-            unblocked = [c.name for c in resolved.components
-                         if c.name not in applied and not missing.get(c.name)
-                         and all(d in ready for d in c.depends_on)]
+            unblocked = [
+                c.name
+                for c in resolved.components
+                if c.name not in applied and not missing.get(c.name) and all(d in ready for d in c.depends_on)
+            ]
             missing_workload = any(
                 c.name in applied and "not found" in cond.message
-                for c, cond in zip(resolved.components, conditions, strict=True))
+                for c, cond in zip(resolved.components, conditions, strict=True)
+            )
             if unblocked or missing_workload:
                 await self._converge(ref, workloads)
                 return
@@ -167,8 +171,9 @@ class Reconciler:
 
     # --- steps ---------------------------------------------------------------------------------
 
-    async def _ensure_namespace(self, ref: SessionRef, ctx: SessionContext,
-                                components: Sequence[Component]) -> None:
+    async def _ensure_namespace(
+        self, ref: SessionRef, ctx: SessionContext, components: Sequence[Component]
+    ) -> None:
         existing = await self.kube.get("v1", "Namespace", ctx.namespace)
         if existing is not None:
             owner = (existing["metadata"].get("labels") or {}).get(names.LABEL_SESSION_UID)
@@ -183,10 +188,17 @@ class Reconciler:
         secret = await self.kube.get("v1", "Secret", names.GENERATED_SECRET, ctx.namespace)
         if secret is None:
             values = credentials.missing(components, {})
-            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                    "metadata": {"name": names.GENERATED_SECRET, "namespace": ctx.namespace,
-                                 "labels": {**ctx.labels(), names.LABEL_COMPONENT: "credentials"}},
-                    "data": _encode(values)}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": names.GENERATED_SECRET,
+                    "namespace": ctx.namespace,
+                    "labels": {**ctx.labels(), names.LABEL_COMPONENT: "credentials"},
+                },
+                "data": _encode(values),
+            }
             try:
                 secret = await self.kube.create(body)
             except ApiError as exc:
@@ -198,8 +210,10 @@ class Reconciler:
         existing = _decode(secret.get("data"))
         fresh = credentials.missing(components, existing)
         if fresh:
-            patch = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
-                     "data": _encode(fresh)}
+            patch = {
+                "metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
+                "data": _encode(fresh),
+            }
             try:
                 await self.kube.merge_patch("v1", "Secret", names.GENERATED_SECRET, patch, ctx.namespace)
             except ApiError as exc:
@@ -236,10 +250,16 @@ class Reconciler:
 
     # --- status --------------------------------------------------------------------------------
 
-    async def _write_status(self, ref: SessionRef, spec: api.SessionSpec, resolved: ResolvedUnit,
-                            desired: session.DesiredState, applied: list[str],
-                            workloads: list[status.WorkloadState],
-                            missing: Mapping[str, tuple[str, ...]]) -> None:
+    async def _write_status(
+        self,
+        ref: SessionRef,
+        spec: api.SessionSpec,
+        resolved: ResolvedUnit,
+        desired: session.DesiredState,
+        applied: list[str],
+        workloads: list[status.WorkloadState],
+        missing: Mapping[str, tuple[str, ...]],
+    ) -> None:
         conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
         extra: Obj = {
             "namespace": ref.lab_namespace,
@@ -250,9 +270,14 @@ class Reconciler:
         }
         await self._write_conditions(ref, spec, conditions, extra)
 
-    async def _write_conditions(self, ref: SessionRef, spec: api.SessionSpec,
-                                conditions: list[api.Condition], extra: Obj | None = None,
-                                failure: str | None = None) -> None:
+    async def _write_conditions(
+        self,
+        ref: SessionRef,
+        spec: api.SessionSpec,
+        conditions: list[api.Condition],
+        extra: Obj | None = None,
+        failure: str | None = None,
+    ) -> None:
         ready = status.ready_condition(conditions, ref.generation, failure)
         phase = status.phase(ready, conditions, ref.deleting)
         now = api.timestamp(api.now())
@@ -263,8 +288,9 @@ class Reconciler:
             "observedGeneration": ref.generation,
             "startedAt": ref.status.get("startedAt") or ref.created,
             "expiresAt": expires_at(ref, spec),
-            "conditions": status.with_transition_times([*conditions, ready],
-                                                       ref.status.get("conditions", []), now),
+            "conditions": status.with_transition_times(
+                [*conditions, ready], ref.status.get("conditions", []), now
+            ),
         }
         if phase == api.Phase.READY:
             new["readyAt"] = ref.status.get("readyAt") or now

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from labenv import api, names
 from labenv.errors import LabenvError
@@ -25,13 +26,13 @@ class SweepResult:
     orphans: list[str] = field(default_factory=list)
 
 
-def _expiry(session: dict[str, object]) -> datetime | None:
+def _expiry(session: dict[str, Any]) -> datetime | None:
     status = session.get("status") or {}
     expires = status.get("expiresAt") if isinstance(status, dict) else None
     return api.parse_timestamp(expires) if isinstance(expires, str) else None
 
 
-async def find_orphans(kube: Kube) -> tuple[list[dict[str, object]], list[str]]:
+async def find_orphans(kube: Kube) -> tuple[list[dict[str, Any]], list[str]]:
     """Sessions, and lab namespaces whose session is gone.
 
     Namespaces are listed before sessions: a namespace seen first was created for a session that
@@ -41,7 +42,8 @@ async def find_orphans(kube: Kube) -> tuple[list[dict[str, object]], list[str]]:
     sessions = await kube.list(names.API_VERSION, names.SESSION_KIND)
     live = {s["metadata"]["uid"] for s in sessions}
     orphans = [
-        ns["metadata"]["name"] for ns in namespaces
+        ns["metadata"]["name"]
+        for ns in namespaces
         if ns["metadata"]["labels"].get(names.LABEL_SESSION_UID) not in live
         and not ns["metadata"].get("deletionTimestamp")
     ]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -54,7 +56,9 @@ class ResourceInfo:
     plural: str
     namespaced: bool
 
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         if self.namespaced and namespace:
             base += f"/namespaces/{quote(namespace)}"
@@ -90,13 +94,16 @@ class Kube:
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Find credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
         configuration = k8s.Configuration()
+        paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
+        if paths and not any(Path(p).expanduser().is_file() for p in paths):
+            raise ClusterUnavailable(f"kubeconfig: {os.pathsep.join(paths)} does not exist")
         try:
             await k8s_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
         except (ConfigException, FileNotFoundError, TypeError) as exc:
             try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except ConfigException:
                 raise ClusterUnavailable(f"kubeconfig: no usable cluster credentials ({exc})") from exc
         return cls(k8s.ApiClient(configuration))
@@ -127,9 +134,14 @@ class Kube:
         self.requests += 1
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
-                path, method, query_params=params,
+                path,
+                method,
+                query_params=params,
                 header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body, auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
             )
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
             raise ClusterUnavailable(f"cannot reach the Kubernetes API at {self.host}: {exc}") from exc
@@ -140,9 +152,14 @@ class Kube:
                 resp.release()
         return resp
 
-    async def request(self, method: str, path: str, body: Any = None,
-                      query: Mapping[str, str | int | bool] | None = None,
-                      content_type: str = "application/json") -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         resp = await self._send(method, path, body, query, content_type)
         try:
             return await resp.json(content_type=None)
@@ -167,7 +184,8 @@ class Kube:
                 for item in (listing or {}).get("resources", []):
                     if "/" not in item["name"]:
                         self._resources[(api_version, item["kind"])] = ResourceInfo(
-                            api_version, item["kind"], item["name"], item["namespaced"])
+                            api_version, item["kind"], item["name"], item["namespaced"]
+                        )
                 self._discovered[api_version] = listing is not None
         return self._discovered[api_version]
 
@@ -203,11 +221,22 @@ class Kube:
         result: Obj = await self.request("PATCH", path, obj, query, "application/apply-patch+yaml")
         return result
 
-    async def apply_status(self, api_version: str, kind: str, namespace: str, name: str, status: Obj,
-                           field_manager: str = names.FIELD_MANAGER) -> Obj:
+    async def apply_status(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Obj,
+        field_manager: str = names.FIELD_MANAGER,
+    ) -> Obj:
         info = await self.resource(api_version, kind)
-        body = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace},
-                "status": status}
+        body = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
         query: dict[str, str | int | bool] = {"fieldManager": field_manager, "force": True}
         path = info.path(namespace, name, "status")
         result: Obj = await self.request("PATCH", path, body, query, "application/apply-patch+yaml")
@@ -219,11 +248,19 @@ class Kube:
         result: Obj = await self.request("POST", path, obj, {"fieldManager": field_manager})
         return result
 
-    async def merge_patch(self, api_version: str, kind: str, name: str, patch: Obj,
-                          namespace: str | None = None, subresource: str | None = None) -> Obj:
+    async def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Obj,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> Obj:
         info = await self.resource(api_version, kind)
-        result: Obj = await self.request("PATCH", info.path(namespace, name, subresource), patch, None,
-                                         "application/merge-patch+json")
+        result: Obj = await self.request(
+            "PATCH", info.path(namespace, name, subresource), patch, None, "application/merge-patch+json"
+        )
         return result
 
     async def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
@@ -236,8 +273,14 @@ class Kube:
             raise
         return result
 
-    async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   label_selector: str | None = None, field_selector: str | None = None) -> list[Obj]:
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         info = await self.resource(api_version, kind)
         query: dict[str, str | int | bool] = {}
         if label_selector:
@@ -251,27 +294,46 @@ class Kube:
             item.setdefault("kind", kind)
         return items
 
-    async def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-                     propagation: str = "Background") -> bool:
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        propagation: str = "Background",
+    ) -> bool:
         """Delete; False when it was gone already."""
         info = await self.resource(api_version, kind)
         try:
-            await self.request("DELETE", info.path(namespace, name),
-                               {"kind": "DeleteOptions", "apiVersion": "v1",
-                                "propagationPolicy": propagation})
+            await self.request(
+                "DELETE",
+                info.path(namespace, name),
+                {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+            )
         except ApiError as exc:
             if exc.not_found:
                 return False
             raise
         return True
 
-    async def watch(self, api_version: str, kind: str, namespace: str | None = None, *,
-                    field_selector: str | None = None, label_selector: str | None = None,
-                    resource_version: str | None = None, timeout_seconds: int = 60) -> AsyncIterator[Obj]:
+    async def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 60,
+    ) -> AsyncIterator[Obj]:
         """Watch events (`{"type", "object"}`) until the server closes the stream after the timeout."""
         info = await self.resource(api_version, kind)
-        query: dict[str, str | int | bool] = {"watch": True, "timeoutSeconds": timeout_seconds,
-                                               "allowWatchBookmarks": True}
+        query: dict[str, str | int | bool] = {
+            "watch": True,
+            "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": True,
+        }
         if field_selector:
             query["fieldSelector"] = field_selector
         if label_selector:
@@ -284,5 +346,7 @@ class Kube:
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+            return  # the stream broke (API server restart): the caller re-reads and watches again
         finally:
             resp.release()

@@ -57,9 +57,7 @@ def resolve(catalog: Catalog, spec: SessionSpec) -> ResolvedUnit:
     return catalog.resolve_unit(base.course, base.unit.model_copy(update={"components": merged}))
 
 
-def context(
-    session: str, session_namespace: str, spec: SessionSpec, workspace_image: str
-) -> SessionContext:
+def context(session: str, session_namespace: str, spec: SessionSpec, workspace_image: str) -> SessionContext:
     return SessionContext(
         session=session,
         session_namespace=session_namespace,
@@ -99,7 +97,9 @@ def desired(
         options = resolved.options[component.name]
         own = credentials.of_component(component, generated)
         if len(own) != len(component.credentials):
-            raise CatalogError(f"components/{component.name}: credentials were not generated before rendering")
+            raise CatalogError(
+                f"components/{component.name}: credentials were not generated before rendering"
+            )
         settings.update(render_settings(component, options, ctx, own))
         plans.append(
             ComponentPlan(

@@ -40,16 +40,29 @@ def workload_state(obj: Mapping[str, Any]) -> WorkloadState:
     if kind == "Job":
         conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
         ready, failed = "Complete" in conditions, "Failed" in conditions
-        message = conditions["Failed"].get("message", "failed") if failed else (
-            "completed" if ready else f"{status.get('active', 0)} running, {status.get('failed', 0)} failed")
+        message = (
+            conditions["Failed"].get("message", "failed")
+            if failed
+            else (
+                "completed"
+                if ready
+                else f"{status.get('active', 0)} running, {status.get('failed', 0)} failed"
+            )
+        )
     else:
         want = _replicas(spec)
         have = status.get("availableReplicas" if kind == "Deployment" else "readyReplicas", 0) or 0
         updated = status.get("updatedReplicas", 0) or 0
         ready = current and have >= want and updated >= want
         message = f"{have}/{want} ready"
-    return WorkloadState(kind=kind, name=meta["name"], component=component, ready=ready, failed=failed,
-                         message=f"{kind} {meta['name']}: {message}")
+    return WorkloadState(
+        kind=kind,
+        name=meta["name"],
+        component=component,
+        ready=ready,
+        failed=failed,
+        message=f"{kind} {meta['name']}: {message}",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,14 +79,20 @@ def component_condition(obs: ComponentObservation, generation: int) -> Condition
     kind = names.condition_type(c.name)
 
     def cond(status: str, reason: str, message: str) -> Condition:
-        return Condition(type=kind, status=status, reason=reason, message=message,
-                         observedGeneration=generation)
+        return Condition(
+            type=kind, status=status, reason=reason, message=message, observedGeneration=generation
+        )
 
     if obs.missing_apis:
-        return cond("False", "ClusterPrerequisiteMissing",
-                    f"the cluster does not serve {', '.join(obs.missing_apis)}; an admin must install it")
+        return cond(
+            "False",
+            "ClusterPrerequisiteMissing",
+            f"the cluster does not serve {', '.join(obs.missing_apis)}; an admin must install it",
+        )
     if obs.waiting_for:
-        return cond("False", "WaitingForDependencies", f"waiting for {', '.join(obs.waiting_for)} to be ready")
+        return cond(
+            "False", "WaitingForDependencies", f"waiting for {', '.join(obs.waiting_for)} to be ready"
+        )
     if not obs.applied:
         return cond("False", "NotApplied", "objects not applied yet")
     seen = {(w.kind, w.name): w for w in obs.workloads}
@@ -81,8 +100,11 @@ def component_condition(obs: ComponentObservation, generation: int) -> Condition
     if failed:
         return cond("False", "Failed", "; ".join(failed))
     missing = [f"{r.kind} {r.name}: not found" for r in c.readiness if (r.kind, r.name) not in seen]
-    pending = [seen[(r.kind, r.name)].message for r in c.readiness
-               if (r.kind, r.name) in seen and not seen[(r.kind, r.name)].ready]
+    pending = [
+        seen[(r.kind, r.name)].message
+        for r in c.readiness
+        if (r.kind, r.name) in seen and not seen[(r.kind, r.name)].ready
+    ]
     if missing or pending:
         return cond("False", "Progressing", "; ".join(missing + pending))
     return cond("True", "Ready", "; ".join(w.message for w in obs.workloads) or "no workloads to wait for")
@@ -90,15 +112,30 @@ def component_condition(obs: ComponentObservation, generation: int) -> Condition
 
 def ready_condition(components: Sequence[Condition], generation: int, failure: str | None) -> Condition:
     if failure:
-        return Condition(type="Ready", status="False", reason="InvalidEnvironment", message=failure,
-                         observedGeneration=generation)
+        return Condition(
+            type="Ready",
+            status="False",
+            reason="InvalidEnvironment",
+            message=failure,
+            observedGeneration=generation,
+        )
     not_ready = [c for c in components if c.status != "True"]
     if not_ready:
         message = "; ".join(f"{c.type.removesuffix('Ready')}: {c.reason}" for c in not_ready)
-        return Condition(type="Ready", status="False", reason="ComponentsNotReady", message=message,
-                         observedGeneration=generation)
-    return Condition(type="Ready", status="True", reason="AllComponentsReady",
-                     message=f"{len(components)} components ready", observedGeneration=generation)
+        return Condition(
+            type="Ready",
+            status="False",
+            reason="ComponentsNotReady",
+            message=message,
+            observedGeneration=generation,
+        )
+    return Condition(
+        type="Ready",
+        status="True",
+        reason="AllComponentsReady",
+        message=f"{len(components)} components ready",
+        observedGeneration=generation,
+    )
 
 
 def phase(ready: Condition, components: Iterable[Condition], terminating: bool) -> Phase:
@@ -109,8 +146,9 @@ def phase(ready: Condition, components: Iterable[Condition], terminating: bool) 
     return Phase.READY if ready.status == "True" else Phase.PROVISIONING
 
 
-def with_transition_times(conditions: Iterable[Condition], previous: Iterable[Mapping[str, Any]],
-                          now: str) -> list[Obj]:
+def with_transition_times(
+    conditions: Iterable[Condition], previous: Iterable[Mapping[str, Any]], now: str
+) -> list[Obj]:
     """Conditions as JSON, keeping lastTransitionTime where the status did not change."""
     before = {p.get("type"): p for p in previous}
     result = []

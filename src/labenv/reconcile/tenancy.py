@@ -30,12 +30,35 @@ _LEVEL_ORDER = [PodSecurityLevel.RESTRICTED, PodSecurityLevel.BASELINE, PodSecur
 _WORKLOAD_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 _READ_VERBS = ["get", "list", "watch"]
 LEARNER_RULES: list[Obj] = [
-    {"apiGroups": [""], "verbs": _WORKLOAD_VERBS,
-     "resources": ["pods", "pods/log", "pods/exec", "pods/portforward", "pods/attach", "services",
-                   "endpoints", "configmaps", "secrets", "persistentvolumeclaims", "serviceaccounts"]},
+    {
+        "apiGroups": [""],
+        "verbs": _WORKLOAD_VERBS,
+        "resources": [
+            "pods",
+            "pods/log",
+            "pods/exec",
+            "pods/portforward",
+            "pods/attach",
+            "services",
+            "endpoints",
+            "configmaps",
+            "secrets",
+            "persistentvolumeclaims",
+            "serviceaccounts",
+        ],
+    },
     {"apiGroups": [""], "verbs": _READ_VERBS, "resources": ["events", "resourcequotas", "limitranges"]},
-    {"apiGroups": ["apps"], "verbs": _WORKLOAD_VERBS,
-     "resources": ["deployments", "deployments/scale", "statefulsets", "statefulsets/scale", "replicasets"]},
+    {
+        "apiGroups": ["apps"],
+        "verbs": _WORKLOAD_VERBS,
+        "resources": [
+            "deployments",
+            "deployments/scale",
+            "statefulsets",
+            "statefulsets/scale",
+            "replicasets",
+        ],
+    },
     {"apiGroups": ["batch"], "verbs": _WORKLOAD_VERBS, "resources": ["jobs", "cronjobs"]},
     {"apiGroups": ["autoscaling"], "verbs": _WORKLOAD_VERBS, "resources": ["horizontalpodautoscalers"]},
     {"apiGroups": ["networking.k8s.io"], "verbs": _WORKLOAD_VERBS, "resources": ["ingresses"]},
@@ -75,15 +98,22 @@ def namespace(ctx: SessionContext, session_uid: str, components: Iterable[Compon
 
 
 def _metadata(name: str, ctx: SessionContext) -> Obj:
-    return {"name": name, "namespace": ctx.namespace,
-            "labels": {**ctx.labels(), names.LABEL_COMPONENT: "tenancy"}}
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": {**ctx.labels(), names.LABEL_COMPONENT: "tenancy"},
+    }
 
 
 def quota_totals(components: Iterable[Component]) -> dict[str, Decimal]:
     """Requests, limits and storage of all components plus the learner's headroom."""
-    totals = {"requests.cpu": LEARNER_HEADROOM["cpu"], "requests.memory": LEARNER_HEADROOM["memory"],
-              "limits.cpu": LEARNER_HEADROOM["cpu"] * 2, "limits.memory": LEARNER_HEADROOM["memory"] * 2,
-              "requests.storage": LEARNER_HEADROOM["storage"]}
+    totals = {
+        "requests.cpu": LEARNER_HEADROOM["cpu"],
+        "requests.memory": LEARNER_HEADROOM["memory"],
+        "limits.cpu": LEARNER_HEADROOM["cpu"] * 2,
+        "limits.memory": LEARNER_HEADROOM["memory"] * 2,
+        "requests.storage": LEARNER_HEADROOM["storage"],
+    }
     for c in components:
         where = f"components/{c.name}/component.yaml: resources"
         totals["requests.cpu"] += quantity.parse(c.resources.requests.cpu, f"{where}.requests.cpu")
@@ -96,47 +126,90 @@ def quota_totals(components: Iterable[Component]) -> dict[str, Decimal]:
 
 def resource_quota(ctx: SessionContext, components: Iterable[Component]) -> Obj:
     totals = quota_totals(components)
-    hard = {key: (quantity.cpu(v) if key.endswith("cpu") else quantity.memory(v)) for key, v in totals.items()}
-    hard |= {"pods": str(MAX_PODS), "persistentvolumeclaims": str(MAX_CLAIMS),
-             "services.loadbalancers": "0", "services.nodeports": "0"}
-    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _metadata("labenv-quota", ctx),
-            "spec": {"hard": hard}}
+    hard = {
+        key: (quantity.cpu(v) if key.endswith("cpu") else quantity.memory(v)) for key, v in totals.items()
+    }
+    hard |= {
+        "pods": str(MAX_PODS),
+        "persistentvolumeclaims": str(MAX_CLAIMS),
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _metadata("labenv-quota", ctx),
+        "spec": {"hard": hard},
+    }
 
 
 def limit_range(ctx: SessionContext) -> Obj:
-    return {"apiVersion": "v1", "kind": "LimitRange", "metadata": _metadata("labenv-limits", ctx),
-            "spec": {"limits": [{"type": "Container", "default": dict(CONTAINER_DEFAULT_LIMIT),
-                                 "defaultRequest": dict(CONTAINER_DEFAULT_REQUEST)}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _metadata("labenv-limits", ctx),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": dict(CONTAINER_DEFAULT_LIMIT),
+                    "defaultRequest": dict(CONTAINER_DEFAULT_REQUEST),
+                }
+            ]
+        },
+    }
 
 
 def network_policies(ctx: SessionContext) -> list[Obj]:
     """Deny by default; allow traffic inside the namespace and DNS lookups."""
-    same_namespace = [{"podSelector": {}}]
-    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-           "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    same_namespace: list[Obj] = [{"podSelector": {}}]
+    dns = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
     return [
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": _metadata("labenv-default-deny", ctx),
-         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": _metadata("labenv-allow-namespace", ctx),
-         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                  "ingress": [{"from": same_namespace}],
-                  "egress": [{"to": same_namespace}, dns]}},
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _metadata("labenv-default-deny", ctx),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _metadata("labenv-allow-namespace", ctx),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": same_namespace}],
+                "egress": [{"to": same_namespace}, dns],
+            },
+        },
     ]
 
 
 def learner_identity(ctx: SessionContext) -> list[Obj]:
     account = names.LEARNER_SERVICE_ACCOUNT
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(account, ctx),
-         "automountServiceAccountToken": False},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _metadata(account, ctx),
-         "rules": LEARNER_RULES},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": _metadata(account, ctx),
-         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ctx.namespace}],
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata(account, ctx),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _metadata(account, ctx),
+            "rules": LEARNER_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _metadata(account, ctx),
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ctx.namespace}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        },
     ]
 
 
@@ -144,8 +217,13 @@ def connection_secret(ctx: SessionContext, settings: Mapping[str, str]) -> Obj:
     # `data`, not `stringData`: server-side apply tracks ownership of `data` keys, so a setting a
     # component no longer publishes is removed on the next apply.
     data = {key: base64.b64encode(value.encode()).decode() for key, value in settings.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _metadata(names.CONNECTION_SECRET, ctx), "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(names.CONNECTION_SECRET, ctx),
+        "data": data,
+    }
 
 
 def objects(ctx: SessionContext, components: Iterable[Component]) -> list[Obj]:
