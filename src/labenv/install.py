@@ -58,7 +58,9 @@ async def _established(kube: Kube, name: str, timeout: float) -> None:
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         crd = await kube.get(CRD_API, "CustomResourceDefinition", name)
-        conditions = {c["type"]: c["status"] for c in ((crd or {}).get("status") or {}).get("conditions") or []}
+        conditions = {
+            c["type"]: c["status"] for c in ((crd or {}).get("status") or {}).get("conditions") or []
+        }
         if conditions.get("Established") == "True":
             return
         await asyncio.sleep(0.2)

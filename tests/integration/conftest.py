@@ -62,16 +62,33 @@ class Cli:
         self.env = env
         self.kubectl_path = kubectl
 
-    def labenv(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "labenv.cli", *args], env=self.env, text=True,
-                                capture_output=True, timeout=timeout, check=False)
+    def labenv(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "labenv.cli", *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"labenv {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result
 
-    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(self.kubectl_path), *args], env=self.env, text=True, input=stdin,
-                                capture_output=True, timeout=120, check=False)
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.kubectl_path), *args],
+            env=self.env,
+            text=True,
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result
@@ -95,8 +112,14 @@ class Cli:
 
 @pytest.fixture(scope="session")
 def cli(local_cluster: Any) -> Cli:
-    env = {**os.environ, **local_cluster.env, "KUBECONFIG": str(local_cluster.kubeconfig),
-           "LABENV_NAMESPACE": SESSIONS_NAMESPACE, "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        **local_cluster.env,
+        "KUBECONFIG": str(local_cluster.kubeconfig),
+        "LABENV_NAMESPACE": SESSIONS_NAMESPACE,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
     env.pop("LABENV_COURSE", None)
     tool = Cli(env, local_cluster.kubectl)
     tool.labenv("install")
@@ -106,8 +129,13 @@ def cli(local_cluster: Any) -> Cli:
 @pytest.fixture(scope="session")
 def operator(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {**cli.env, "LABENV_SWEEP_INTERVAL": "2", "LABENV_RETRY_DELAY": "1",
-           "LABENV_WATCH_SERVER_TIMEOUT": "60", "LABENV_WATCH_CLIENT_TIMEOUT": "75"}
+    env = {
+        **cli.env,
+        "LABENV_SWEEP_INTERVAL": "2",
+        "LABENV_RETRY_DELAY": "1",
+        "LABENV_WATCH_SERVER_TIMEOUT": "60",
+        "LABENV_WATCH_CLIENT_TIMEOUT": "75",
+    }
     op = Operator(env, log)
     op.start()
     yield op

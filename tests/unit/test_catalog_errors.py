@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,26 +33,33 @@ def course_file(env: Path) -> Path:
     return env / "courses" / "infra-36w.yaml"
 
 
+def week5(course: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(u for u in course["units"] if u["id"] == "week5")
+    return found
+
+
 def test_unknown_component_in_a_unit(env: Path) -> None:
-    edit(course_file(env), lambda d: d["units"][0]["components"].update({"kafkaa": {}}))
-    with pytest.raises(CatalogError, match=r"infra-36w.yaml: units\[0\].components.kafkaa: unknown component"):
+    edit(course_file(env), lambda d: week5(d)["components"].update({"kafkaa": {}}))
+    with pytest.raises(
+        CatalogError, match=r"infra-36w.yaml: units\[\d+\].components.kafkaa: unknown component"
+    ):
         load_catalog(env)
 
 
 def test_duplicate_unit_id(env: Path) -> None:
-    edit(course_file(env), lambda d: d["units"].append(dict(d["units"][0])))
+    edit(course_file(env), lambda d: d["units"].append(dict(week5(d))))
     with pytest.raises(CatalogError, match=r"units\[\d+\].id: 'week5' is used by another unit"):
         load_catalog(env)
 
 
 def test_option_of_the_wrong_type(env: Path) -> None:
-    edit(course_file(env), lambda d: d["units"][0]["components"]["postgres"].update({"database": 5}))
+    edit(course_file(env), lambda d: week5(d)["components"]["postgres"].update({"database": 5}))
     with pytest.raises(CatalogError, match=r"components.postgres.database: expected string, got int"):
         load_catalog(env)
 
 
 def test_unknown_option(env: Path) -> None:
-    edit(course_file(env), lambda d: d["units"][0]["components"]["postgres"].update({"databse": "x"}))
+    edit(course_file(env), lambda d: week5(d)["components"]["postgres"].update({"databse": "x"}))
     with pytest.raises(CatalogError, match=r"postgres.databse: unknown option of postgres"):
         load_catalog(env)
 
@@ -59,12 +67,17 @@ def test_unknown_option(env: Path) -> None:
 def test_dependency_cycle(env: Path) -> None:
     edit(env / "components/postgres/component.yaml", lambda d: d.update({"depends_on": ["kafka"]}))
     edit(env / "components/kafka/component.yaml", lambda d: d.update({"depends_on": ["postgres"]}))
-    with pytest.raises(CatalogError, match=r"dependency cycle (postgres -> kafka -> postgres|kafka -> postgres -> kafka)"):
+    with pytest.raises(
+        CatalogError, match=r"dependency cycle (postgres -> kafka -> postgres|kafka -> postgres -> kafka)"
+    ):
         load_catalog(env)
 
 
 def test_unpinned_image(env: Path) -> None:
-    edit(env / "components/kafka/component.yaml", lambda d: d["images"].update({"kafka": "apache/kafka:latest"}))
+    edit(
+        env / "components/kafka/component.yaml",
+        lambda d: d["images"].update({"kafka": "apache/kafka:latest"}),
+    )
     with pytest.raises(CatalogError, match=r"kafka/component.yaml: images: .*:latest"):
         load_catalog(env)
 
@@ -89,19 +102,29 @@ def test_unknown_unit_and_course_are_not_found() -> None:
 
 
 def test_unsupported_unit_is_refused_with_its_reason(env: Path) -> None:
-    edit(course_file(env), lambda d: d["units"][0].update(
-        {"support": {"mode": "unsupported", "reason": "needs a Docker daemon"}}))
-    with pytest.raises(InvalidInput, match="infra-36w/week5 is not supported by labenv: needs a Docker daemon"):
+    edit(
+        course_file(env),
+        lambda d: week5(d).update({"support": {"mode": "unsupported", "reason": "needs a Docker daemon"}}),
+    )
+    with pytest.raises(
+        InvalidInput, match="infra-36w/week5 is not supported by labenv: needs a Docker daemon"
+    ):
         load_catalog(env).resolve("week5")
 
 
 def test_overrides_add_components_and_check_options() -> None:
     catalog = load_catalog(environments_root())
-    spec = SessionSpec(learner="ada", course="infra-36w", unit="week5",
-                       overrides={"components": {"kafka": {"auto_create_topics": False}}})
+    spec = SessionSpec(
+        learner="ada",
+        course="infra-36w",
+        unit="week5",
+        overrides={"components": {"kafka": {"auto_create_topics": False}}},
+    )
     names = [c.name for c in session.resolve(catalog, spec).components]
-    assert "postgres" in names and "kafka" in names
-    bad = SessionSpec(learner="ada", course="infra-36w", unit="week5",
-                      overrides={"components": {"nosuch": {}}})
-    with pytest.raises(InvalidInput, match="spec.overrides.components.nosuch: unknown component"):
+    assert "postgres" in names
+    assert "kafka" in names
+    bad = SessionSpec(
+        learner="ada", course="infra-36w", unit="week5", overrides={"components": {"nosuch": {}}}
+    )
+    with pytest.raises(InvalidInput, match=r"spec\.overrides\.components\.nosuch: unknown component"):
         session.resolve(catalog, bad)

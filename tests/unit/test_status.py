@@ -11,9 +11,12 @@ from labenv.reconcile.status import WorkloadState
 
 
 def workload(kind: str, name: str, gen: int = 1, observed: int = 1, **st: Any) -> dict[str, Any]:
-    return {"kind": kind, "metadata": {"name": name, "generation": gen,
-                                       "labels": {"app.kubernetes.io/component": "postgres"}},
-            "spec": {"replicas": 1}, "status": {"observedGeneration": observed, **st}}
+    return {
+        "kind": kind,
+        "metadata": {"name": name, "generation": gen, "labels": {"app.kubernetes.io/component": "postgres"}},
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": observed, **st},
+    }
 
 
 def test_statefulset_is_ready_only_when_its_current_generation_is_ready() -> None:
@@ -25,10 +28,13 @@ def test_statefulset_is_ready_only_when_its_current_generation_is_ready() -> Non
 
 def test_job_completion_and_failure() -> None:
     done = workload("Job", "init", conditions=[{"type": "Complete", "status": "True"}])
-    failed = workload("Job", "init", conditions=[{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}])
+    failed = workload(
+        "Job", "init", conditions=[{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]
+    )
     assert status.workload_state(done).ready
     state = status.workload_state(failed)
-    assert state.failed and "BackoffLimitExceeded" in state.message
+    assert state.failed
+    assert "BackoffLimitExceeded" in state.message
 
 
 def ready(kind: str, name: str, component: str) -> WorkloadState:
@@ -41,29 +47,38 @@ def test_component_waits_for_its_dependencies_and_session_is_ready_only_when_all
     dependent = kafka.model_copy(update={"depends_on": ("postgres",)})
     conditions = status.observe([postgres, dependent], ["postgres"], [], {}, generation=3)
     assert conditions[0].reason == "Progressing"
-    assert conditions[1].reason == "WaitingForDependencies" and "postgres" in conditions[1].message
+    assert conditions[1].reason == "WaitingForDependencies"
+    assert "postgres" in conditions[1].message
     assert all(c.observed_generation == 3 for c in conditions)
     overall = status.ready_condition(conditions, 3, None)
-    assert overall.status == "False" and status.phase(overall, conditions, False) == Phase.PROVISIONING
+    assert overall.status == "False"
+    assert status.phase(overall, conditions, False) == Phase.PROVISIONING
 
-    done = [ready("StatefulSet", "postgres", "postgres"), ready("Job", "postgres-init", "postgres"),
-            ready("StatefulSet", "kafka", "kafka"), ready("Job", "kafka-topics", "kafka")]
+    done = [
+        ready("StatefulSet", "postgres", "postgres"),
+        ready("Job", "postgres-init", "postgres"),
+        ready("StatefulSet", "kafka", "kafka"),
+        ready("Job", "kafka-topics", "kafka"),
+    ]
     conditions = status.observe([postgres, dependent], ["postgres", "kafka"], done, {}, generation=3)
     overall = status.ready_condition(conditions, 3, None)
     assert [c.status for c in conditions] == ["True", "True"]
-    assert overall.reason == "AllComponentsReady" and status.phase(overall, conditions, False) == Phase.READY
+    assert overall.reason == "AllComponentsReady"
+    assert status.phase(overall, conditions, False) == Phase.READY
     assert status.phase(overall, conditions, True) == Phase.TERMINATING
 
 
 def test_missing_cluster_prerequisite_is_named() -> None:
     kafka = default_catalog().components["kafka"]
     [condition] = status.observe([kafka], [], [], {"kafka": ("networking.istio.io/v1",)}, 1)
-    assert condition.reason == "ClusterPrerequisiteMissing" and "networking.istio.io/v1" in condition.message
+    assert condition.reason == "ClusterPrerequisiteMissing"
+    assert "networking.istio.io/v1" in condition.message
 
 
 def test_invalid_environment_fails_the_session() -> None:
     overall = status.ready_condition([], 1, "unit: 'week99' is not a unit")
-    assert overall.reason == "InvalidEnvironment" and status.phase(overall, [], False) == Phase.FAILED
+    assert overall.reason == "InvalidEnvironment"
+    assert status.phase(overall, [], False) == Phase.FAILED
 
 
 def test_transition_time_changes_only_with_status() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labenv import quantity
 from labenv.api import SessionSpec
 from labenv.catalog.loader import default_catalog
 from labenv.components import credentials
@@ -20,8 +21,11 @@ def state_for(unit: str) -> session.DesiredState:
 def test_quota_covers_the_components_plus_headroom_and_forbids_external_services() -> None:
     state = state_for("week21")
     quota = next(o for o in state.tenancy if o["kind"] == "ResourceQuota")["spec"]["hard"]
-    assert quota["requests.cpu"] == "1300m"  # kafka 300m + 1 core headroom
-    assert quota["services.loadbalancers"] == "0" and quota["services.nodeports"] == "0"
+    cpu = sum(quantity.parse(p.component.resources.requests.cpu) for p in state.components)
+    assert {p.name for p in state.components} >= {"kafka", "workspace"}
+    assert quantity.parse(quota["requests.cpu"]) == cpu + tenancy.LEARNER_HEADROOM["cpu"]
+    assert quota["services.loadbalancers"] == "0"
+    assert quota["services.nodeports"] == "0"
 
 
 def test_namespace_is_restricted_unless_a_component_documents_an_exception() -> None:
@@ -30,18 +34,31 @@ def test_namespace_is_restricted_unless_a_component_documents_an_exception() -> 
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["labenv.io/session-uid"] == "uid-1"
     kafka = default_catalog().components["kafka"]
-    relaxed = kafka.model_copy(update={"pod_security": PodSecurity(level=PodSecurityLevel.BASELINE, reason="why")})
+    relaxed = kafka.model_copy(
+        update={"pod_security": PodSecurity(level=PodSecurityLevel.BASELINE, reason="why")}
+    )
     assert tenancy.pod_security_level([kafka, relaxed]) == PodSecurityLevel.BASELINE
 
 
 def test_learner_cannot_change_isolation_or_rbac() -> None:
-    writable = {(g, r) for rule in tenancy.LEARNER_RULES if "create" in rule["verbs"]
-                for g in rule["apiGroups"] for r in rule["resources"]}
-    for forbidden in [("networking.k8s.io", "networkpolicies"), ("", "resourcequotas"), ("", "limitranges"),
-                      ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"),
-                      ("", "namespaces")]:
+    writable = {
+        (g, r)
+        for rule in tenancy.LEARNER_RULES
+        if "create" in rule["verbs"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    for forbidden in [
+        ("networking.k8s.io", "networkpolicies"),
+        ("", "resourcequotas"),
+        ("", "limitranges"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("", "namespaces"),
+    ]:
         assert forbidden not in writable
-    assert ("", "pods") in writable and ("apps", "deployments") in writable
+    assert ("", "pods") in writable
+    assert ("apps", "deployments") in writable
 
 
 def test_default_deny_with_traffic_allowed_inside_the_namespace() -> None:

@@ -85,7 +85,8 @@ def dependency_order(components: Mapping[str, Component], names: Iterable[str]) 
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            raise CatalogError(f"components: dependency cycle {' -> '.join((*chain, name))}")
+            cycle = (*chain[chain.index(name) :], name)
+            raise CatalogError(f"components: dependency cycle {' -> '.join(cycle)}")
         state[name] = "visiting"
         for dep in components[name].depends_on:
             visit(dep, (*chain, name))
@@ -171,6 +172,8 @@ def merge_units(ref: str, units: tuple[Unit, ...]) -> Unit:
     for unit in units:
         for name, opts in unit.components.items():
             components.setdefault(name, {}).update(opts or {})
+    # The merged lab is served the way its most demanding unit is (a strategy beats native).
+    support = next((u.support for u in units if u.support.mode != SupportMode.NATIVE), units[0].support)
     return Unit(
         id=ref,
         title=" + ".join(u.title for u in units),
@@ -178,6 +181,7 @@ def merge_units(ref: str, units: tuple[Unit, ...]) -> Unit:
         tools=tuple(dict.fromkeys(t for u in units for t in u.tools)),
         cloud=tuple(c for u in units for c in u.cloud),
         checks=tuple(c for u in units for c in u.checks),
+        support=support,
     )
 
 

@@ -135,6 +135,10 @@ def _stamp(obj: Obj, component: Component, ctx: SessionContext, where: str) -> O
         if isinstance(template, dict):
             template_meta = template.setdefault("metadata", {})
             template_meta["labels"] = {**stable, **(template_meta.get("labels") or {})}
+    if obj["kind"] == "Job" and isinstance(pod_template, dict):
+        # An injected mesh sidecar never exits, so a Job in an Istio-enrolled lab would never complete.
+        annotations = pod_template["metadata"].setdefault("annotations", {})
+        annotations.setdefault("sidecar.istio.io/inject", "false")
     return obj
 
 

@@ -223,7 +223,19 @@ class Reconciler:
         return {**existing, **fresh}
 
     async def _apply_all(self, objects: Sequence[Obj]) -> None:
-        await asyncio.gather(*(self.kube.apply(obj) for obj in objects))
+        await asyncio.gather(*(self._apply(obj) for obj in objects))
+
+    async def _apply(self, obj: Obj) -> None:
+        """Apply; a Job whose options changed is replaced, since a Job's pod template is immutable
+        and an init Job is idempotent by design (it re-creates nothing that exists)."""
+        try:
+            await self.kube.apply(obj)
+        except ApiError as exc:
+            if not (obj["kind"] == "Job" and exc.status == 422 and "immutable" in str(exc)):
+                raise
+            meta = obj["metadata"]
+            await self.kube.delete(obj["apiVersion"], "Job", meta["name"], meta["namespace"])
+            await self.kube.apply(obj)
 
     async def _missing_apis(self, components: Sequence[Component]) -> dict[str, tuple[str, ...]]:
         missing: dict[str, tuple[str, ...]] = {}

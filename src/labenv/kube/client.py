@@ -12,7 +12,6 @@ import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -95,7 +94,7 @@ class Kube:
         """Find credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
         configuration = k8s.Configuration()
         paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
-        if paths and not any(Path(p).expanduser().is_file() for p in paths):
+        if paths and not any(os.path.isfile(os.path.expanduser(p)) for p in paths):
             raise ClusterUnavailable(f"kubeconfig: {os.pathsep.join(paths)} does not exist")
         try:
             await k8s_config.load_kube_config(

@@ -64,6 +64,17 @@ LEARNER_RULES: list[Obj] = [
     {"apiGroups": ["networking.k8s.io"], "verbs": _WORKLOAD_VERBS, "resources": ["ingresses"]},
     {"apiGroups": ["networking.k8s.io"], "verbs": _READ_VERBS, "resources": ["networkpolicies"]},
     {"apiGroups": ["events.k8s.io"], "verbs": _READ_VERBS, "resources": ["events"]},
+    # Istio labs route and secure their own services; harmless where Istio is not installed.
+    {
+        "apiGroups": ["networking.istio.io"],
+        "verbs": _WORKLOAD_VERBS,
+        "resources": ["virtualservices", "destinationrules", "gateways", "serviceentries"],
+    },
+    {
+        "apiGroups": ["security.istio.io"],
+        "verbs": _WORKLOAD_VERBS,
+        "resources": ["peerauthentications", "authorizationpolicies", "requestauthentications"],
+    },
 ]
 
 
