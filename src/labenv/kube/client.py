@@ -79,6 +79,13 @@ async def _error(resp: aiohttp.ClientResponse) -> ApiError:
     return ApiError(resp.status, reason, f"{resp.method} {resp.url.path}: {resp.status} {message}")
 
 
+def _require_kubeconfig(kubeconfig: str | None) -> None:
+    """A named kubeconfig that does not exist is the user's mistake, not a reason to try in-cluster."""
+    paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
+    if paths and not any(os.path.isfile(os.path.expanduser(p)) for p in paths):
+        raise ClusterUnavailable(f"kubeconfig: {os.pathsep.join(paths)} does not exist")
+
+
 class Kube:
     """An API connection; one per process (the operator) or per command (the CLI)."""
 
@@ -93,9 +100,7 @@ class Kube:
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Find credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
         configuration = k8s.Configuration()
-        paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
-        if paths and not any(os.path.isfile(os.path.expanduser(p)) for p in paths):
-            raise ClusterUnavailable(f"kubeconfig: {os.pathsep.join(paths)} does not exist")
+        _require_kubeconfig(kubeconfig)
         try:
             await k8s_config.load_kube_config(
                 config_file=kubeconfig, context=context, client_configuration=configuration

@@ -30,7 +30,9 @@ def write_kubeconfig(path: Path, name: str, server: str, pki: Pki, identity: str
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": data(pki.ca_cert)}}],
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": data(pki.ca_cert)}}
+        ],
         "users": [
             {
                 "name": identity,
@@ -57,7 +59,9 @@ class AdminApi:
         self._context.load_cert_chain(str(pki.client_cert("admin")), str(pki.client_key("admin")))
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self._context, timeout=_TIMEOUT_SECONDS)
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self._context, timeout=_TIMEOUT_SECONDS
+        )
         try:
             payload = json.dumps(body).encode() if body is not None else None
             conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
@@ -82,4 +86,6 @@ class AdminApi:
         status, body = self.request("POST", collection, obj)
         if status not in (201, 409):
             message = body.get("message") if isinstance(body, dict) else body
-            raise ClusterUnavailable(f"creating {obj['kind']} {obj['metadata']['name']}: HTTP {status}: {message}")
+            raise ClusterUnavailable(
+                f"creating {obj['kind']} {obj['metadata']['name']}: HTTP {status}: {message}"
+            )

@@ -3,7 +3,8 @@
 One CA signs the apiserver serving cert and a client cert per identity. Control-plane components get
 their own RBAC identities (the bootstrap policy grants `system:kube-controller-manager` and
 `system:kube-scheduler` what they need), so RBAC is exercised as on a real cluster; only the admin
-user and the kwok fake-kubelet fleet are in `system:masters`.
+user and the kwok fake-kubelet fleet are in `system:masters`. kubeadm uses a separate front-proxy CA;
+one CA is enough here because `--requestheader-allowed-names` pins the proxy's CN.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "admin": ("labenv-admin", "system:masters"),
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
+    # The apiserver's aggregation-layer client; trusted to assert X-Remote-* headers (kubeadm's setup).
+    "front-proxy-client": ("front-proxy-client", None),
 }
 
 
@@ -82,12 +85,17 @@ def ensure_pki(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _new_key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "labenv-ca")])
-    ca = _builder(ca_name, ca_name, ca_key).add_extension(
-        x509.BasicConstraints(ca=True, path_length=None), critical=True
-    ).add_extension(_key_usage(ca=True), critical=True).add_extension(
-        # Python >= 3.13 verifies with VERIFY_X509_STRICT, which wants SKI on the CA and AKI on leaves.
-        x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-    ).sign(ca_key, hashes.SHA256())
+    ca = (
+        _builder(ca_name, ca_name, ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+        .add_extension(
+            # Python >= 3.13 verifies with VERIFY_X509_STRICT, which wants SKI on the CA and AKI on leaves.
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
 
     serving_key = _new_key()
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in _DNS_NAMES]
@@ -104,7 +112,9 @@ def ensure_pki(directory: Path) -> Pki:
     sa_key = _new_key()
     _write_private(pki.service_account_key, sa_key)
     pki.service_account_pub.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     _write_pair(pki.ca_cert, pki.ca_key, ca, ca_key)
     return pki
@@ -115,7 +125,9 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -157,11 +169,15 @@ def _leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
     )
 
 
-def _write_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_pair(
+    cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> None:
     _write_private(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 

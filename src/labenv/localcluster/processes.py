@@ -7,13 +7,24 @@ signalled as a group) and appends stdout and stderr to its log file. A pid only 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 _POLL_SECONDS = 0.1
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive across processes (a demo and a test run may start or build the same thing at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def spawn(argv: list[str], log: Path, pid_file: Path, env: Mapping[str, str]) -> int:
@@ -32,7 +43,21 @@ def spawn(argv: list[str], log: Path, pid_file: Path, env: Mapping[str, str]) ->
         setsid=True,
     )
     pid_file.write_text(f"{pid}\n")
+    _await_exec(pid)
     return pid
+
+
+def _await_exec(pid: int, timeout: float = 5.0) -> None:
+    """posix_spawn returns while the kernel may still be loading a big binary, and until it has,
+    /proc/<pid>/cmdline is empty: wait for it so running_pid() does not mistake the process for dead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not _gone(pid):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return
+        time.sleep(0.01)
 
 
 def running_pid(pid_file: Path, binary: Path) -> int | None:
@@ -64,10 +89,8 @@ def stop(pids: list[int], grace_seconds: float = 10.0) -> None:
 
 def _signal(pids: list[int], sig: signal.Signals) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)  # the group of the session spawn() created; its leader is pid
-        except ProcessLookupError:
-            pass
 
 
 def _gone(pid: int) -> bool:

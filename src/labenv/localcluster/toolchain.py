@@ -8,7 +8,6 @@ A binary that exists is never rebuilt; the cache key is the version in the direc
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -16,14 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labenv.errors import ClusterUnavailable
 from labenv.localcluster import versions
+from labenv.localcluster.processes import file_lock
 
 Progress = Callable[[str], None]
 
@@ -111,7 +110,8 @@ BUILD_SETS: tuple[BuildSet, ...] = (
             _kubernetes_binary(n)
             for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
         ),
-        # Upstream release tags (hack/lib/golang.sh); grpcnotrace keeps x/net/trace out so dead code is dropped.
+        # Upstream release tags (hack/lib/golang.sh); grpcnotrace drops x/net/trace, which defeats dead-code
+        # elimination.
         tags="selinux,notest,grpcnotrace",
         ldflags=_kubernetes_ldflags(versions.KUBERNETES),
         replace_staging=True,
@@ -194,7 +194,9 @@ def _go_binary() -> Path:
     found = os.environ.get("LABENV_GO") or shutil.which("go") or "/usr/local/go/bin/go"
     go = Path(found)
     if not os.access(go, os.X_OK):
-        raise ClusterUnavailable(f"no Go toolchain at {go}: install Go {'.'.join(map(str, versions.GO_MINIMUM))}+")
+        raise ClusterUnavailable(
+            f"no Go toolchain at {go}: install Go {'.'.join(map(str, versions.GO_MINIMUM))}+"
+        )
     return go
 
 
@@ -204,7 +206,9 @@ def _go_env() -> dict[str, str]:
 
 
 def _go_json(go: Path, args: list[str], cwd: Path) -> dict[str, Any]:
-    done = subprocess.run([str(go), *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [str(go), *args], cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise BuildFailed(f"go {' '.join(args)} failed:\n{_tail(done.stderr)}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -216,20 +220,15 @@ def _tail(text: str) -> str:
 
 
 def _check_go_version(go: Path) -> None:
-    done = subprocess.run([str(go), "env", "GOVERSION"], env=_go_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [str(go), "env", "GOVERSION"], env=_go_env(), capture_output=True, text=True, check=False
+    )
     found = re.match(r"go(\d+)\.(\d+)", done.stdout.strip())
     if not found or (int(found[1]), int(found[2])) < versions.GO_MINIMUM:
         need = ".".join(map(str, versions.GO_MINIMUM))
-        raise ClusterUnavailable(f"{go} reports {done.stdout.strip() or done.stderr.strip()!r}; need Go {need}+")
-
-
-@contextmanager
-def _locked(workdir: Path) -> Iterator[None]:
-    """Serialise builds of one wrapper module across processes (a demo and a test run may race)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+        raise ClusterUnavailable(
+            f"{go} reports {done.stdout.strip() or done.stderr.strip()!r}; need Go {need}+"
+        )
 
 
 class _Builder:
@@ -240,7 +239,7 @@ class _Builder:
     def build(self, todo: list[tuple[BuildSet, list[Binary]]]) -> None:
         _check_go_version(self.go)
         for build_set, _ in todo:
-            with _locked(build_set.workdir(self.root)):
+            with file_lock(build_set.workdir(self.root) / ".lock"):
                 missing = build_set.missing(self.root)  # another process may have built them meanwhile
                 if missing:
                     self._prepare(build_set)
@@ -251,7 +250,7 @@ class _Builder:
         """Create the wrapper module and add the main packages as `tool` dependencies (Go >= 1.24)."""
         workdir = s.workdir(self.root)
         if not (workdir / "go.mod").exists():
-            self._go(["mod", "init", f"local.invalid/labenv-{s.component}"], workdir, "go mod init")
+            self._go(["mod", "init", f"local.invalid/labenv-{s.component}"], workdir, f"creating {workdir}")
         if s.replace_staging:
             self._replace_staging(s, workdir)
         tools = [f"{b.package}@{s.version}" for b in s.binaries]
@@ -262,8 +261,12 @@ class _Builder:
         upstream = _go_json(self.go, ["mod", "edit", "-json", info["GoMod"]], workdir)
         edits = [f"-replace={m}={m}@{staging_version(s.version)}" for m in staging_modules(upstream)]
         # Keep upstream's GODEBUG defaults: they decide behaviour such as TLS and x509 parsing.
-        edits += [f"-godebug={d['Key']}={d['Value']}" for d in upstream.get("Godebug") or []]
-        self._go(["mod", "edit", *edits], workdir, "go mod edit")
+        edits += [f"-godebug={d['Key']}={d['Value']}" for d in upstream.get("GoDebug") or []]
+        self._go(
+            ["mod", "edit", *edits],
+            workdir,
+            f"pinning k8s.io staging modules to {staging_version(s.version)}",
+        )
 
     def _build_binary(self, s: BuildSet, binary: Binary) -> None:
         self.step += 1
