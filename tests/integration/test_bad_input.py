@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.integration.conftest import SESSIONS_NAMESPACE, Cli, Operator
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import SESSIONS_NAMESPACE, Cli, Operator
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,11 @@ def week21(cli: Cli, operator: Operator) -> dict[str, Any]:
 def test_start_reaches_ready_with_pods_running_on_fake_nodes(cli: Cli, week21: dict[str, Any]) -> None:
     status = week21["status"]
     assert status["phase"] == "Ready"
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"KafkaReady": "True", "Ready": "True"}
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "KafkaReady": "True",
+        "WorkspaceReady": "True",
+        "Ready": "True",
+    }
     assert status["namespace"] == "lab-ada-week21"
     assert {
         "component": "kafka",
