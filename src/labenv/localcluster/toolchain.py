@@ -91,6 +91,16 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
     )
 
 
+def _helm_ldflags(version: str) -> tuple[str, ...]:
+    # Upstream Makefile (helm.sh/helm/v4 Makefile, LDFLAGS) for a tagged build: `helm version` reports it.
+    return (
+        "-s",
+        "-w",
+        f"-X helm.sh/helm/v4/internal/version.version={version}",
+        "-X helm.sh/helm/v4/internal/version.gitTreeState=clean",
+    )
+
+
 def _kubernetes_binary(name: str) -> Binary:
     return Binary(name, f"k8s.io/kubernetes/cmd/{name}")
 
@@ -122,6 +132,14 @@ BUILD_SETS: tuple[BuildSet, ...] = (
         version=versions.KWOK,
         binaries=(Binary("kwok", "sigs.k8s.io/kwok/cmd/kwok"),),
     ),
+    # Not part of the control plane: the client that installs charts/labenv in tests and on real clusters.
+    BuildSet(
+        component="helm",
+        module="helm.sh/helm/v4",
+        version=versions.HELM,
+        binaries=(Binary("helm", "helm.sh/helm/v4/cmd/helm"),),
+        ldflags=_helm_ldflags(versions.HELM),
+    ),
 )
 
 
@@ -135,6 +153,7 @@ class Toolchain:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
+    helm: Path
 
     @property
     def bin_dir(self) -> Path:
