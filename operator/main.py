@@ -4,4 +4,5 @@ The handlers live in the installed package (`labenv.controller.handlers`) so tha
 and the image all run the same code; this file only registers them with Kopf.
 """
 
+import labenv.controller.cohort_handlers
 import labenv.controller.handlers  # noqa: F401  (importing registers the Kopf handlers)

@@ -116,3 +116,35 @@ def session_body(name: str, namespace: str, spec: SessionSpec) -> dict[str, Any]
         },
         "spec": spec.model_dump(by_alias=True, exclude_defaults=False),
     }
+
+
+class CohortLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    max_ttl: str = Field(default="720h", alias="maxTtl")
+
+
+class CohortSpec(BaseModel):
+    """A LabCohort's spec: who, which unit, for how long, how many warm sessions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    instructor: str = ""
+    course: str
+    unit: str
+    learners: tuple[str, ...] = ()
+    ttl: str | None = None
+    ends_at: str | None = Field(default=None, alias="endsAt")
+    warm_pool: int = Field(default=0, alias="warmPool", ge=0, le=50)
+    limits: CohortLimits = CohortLimits()
+
+
+def cohort_body(name: str, namespace: str, spec: CohortSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.COHORT_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {names.LABEL_COURSE: spec.course, names.LABEL_PART_OF: "labenv"},
+        },
+        "spec": spec.model_dump(by_alias=True, exclude_none=True),
+    }

@@ -16,6 +16,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 SESSION_KIND = "LabSession"
 SESSION_PLURAL = "labsessions"
+COHORT_KIND = "LabCohort"
+COHORT_PLURAL = "labcohorts"
 
 FIELD_MANAGER = "labenv-operator"
 CLI_FIELD_MANAGER = "labenv-cli"
@@ -38,16 +40,21 @@ LABEL_SESSION_UID = f"{GROUP}/session-uid"
 LABEL_LEARNER = f"{GROUP}/learner"
 LABEL_COURSE = f"{GROUP}/course"
 LABEL_UNIT = f"{GROUP}/unit"
+LABEL_COHORT = f"{GROUP}/cohort"
+LABEL_POOL = f"{GROUP}/pool"  # "true" on a warm-pool session not yet handed to a learner
 MANAGED_BY = "labenv"
 
 ANNOTATION_PSA_EXCEPTION = f"{GROUP}/pod-security-exception"
+# `labenv reset SESSION COMPONENT`: the operator recreates that component with fresh volumes.
+ANNOTATION_RESET = f"{GROUP}/reset"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_LEARNER_LENGTH = 40
 MAX_UNIT_LENGTH = 24
 # Learner names that would make lab namespaces look like system ones or shadow them.
 RESERVED_LEARNERS = frozenset({"default", "kube", "system", "labenv"})
-RESERVED_PREFIXES = ("kube-", "openshift-", "system-")
+# `pool-` names the placeholder learner of warm-pool sessions.
+RESERVED_PREFIXES = ("kube-", "openshift-", "system-", "pool-")
 
 
 def normalise_learner(raw: str) -> str:
@@ -80,6 +87,15 @@ def session_name(learner: str, course: str, unit: str, default_course: str) -> s
     if course == default_course:
         return f"{learner}-{unit}"
     return f"{learner}-{course}-{unit}"
+
+
+def cohort_session_name(cohort: str, learner: str) -> str:
+    """A cohort member's session: stable across units, so advancing the cohort upgrades it in place."""
+    return f"{cohort}-{learner}"
+
+
+def pool_learner(index: int) -> str:
+    return f"pool-{index}"
 
 
 def lab_namespace(session: str) -> str:

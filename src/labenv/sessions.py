@@ -10,6 +10,7 @@ import base64
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from labenv import api, names
@@ -32,6 +33,7 @@ class StartRequest:
 class Started:
     session: Obj
     created: bool
+    claimed: bool = False
 
 
 def plan_session(catalog: Catalog, request: StartRequest) -> tuple[str, api.SessionSpec]:
@@ -57,11 +59,25 @@ async def require_crd(kube: Kube) -> None:
 
 
 async def start(kube: Kube, namespace: str, name: str, spec: api.SessionSpec) -> Started:
-    """Create the session, or return the learner's existing one for the same unit."""
+    """Return the learner's session for this unit (their own or their cohort's), else hand them a
+    warm-pool session of a cohort on this unit, else create one."""
     await require_crd(kube)
     existing = await kube.get(names.API_VERSION, names.SESSION_KIND, name, namespace)
     if existing is not None:
         return Started(existing, created=False)
+    mine = await kube.list(
+        names.API_VERSION,
+        names.SESSION_KIND,
+        namespace,
+        label_selector=(
+            f"{names.LABEL_LEARNER}={spec.learner},{names.LABEL_COURSE}={spec.course},{names.LABEL_UNIT}={spec.unit}"
+        ),
+    )
+    if mine:
+        return Started(mine[0], created=False)
+    claimed = await claim(kube, namespace, spec)
+    if claimed is not None:
+        return Started(claimed, created=False, claimed=True)
     if await kube.get("v1", "Namespace", namespace) is None:
         raise ClusterUnavailable(f"namespace: {namespace!r} does not exist; run `labenv install` first")
     try:
@@ -75,6 +91,92 @@ async def start(kube: Kube, namespace: str, name: str, spec: api.SessionSpec) ->
             raise InvalidInput(str(exc).split(": ", 2)[-1]) from exc
         raise
     return Started(created, created=True)
+
+
+async def claim(kube: Kube, namespace: str, spec: api.SessionSpec) -> Obj | None:
+    """Hand a ready warm-pool session on this unit to the learner: one patch, guarded by the
+    session's resourceVersion so two learners never get the same one."""
+    pool = await kube.list(
+        names.API_VERSION,
+        names.SESSION_KIND,
+        namespace,
+        label_selector=(
+            f"{names.LABEL_POOL}=true,{names.LABEL_COURSE}={spec.course},{names.LABEL_UNIT}={spec.unit}"
+        ),
+    )
+    pool.sort(key=lambda s: (phase_of(s) != "Ready", s["metadata"]["name"]))
+    for candidate in pool:
+        meta = candidate["metadata"]
+        patch = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "labels": {names.LABEL_LEARNER: spec.learner, names.LABEL_POOL: None},
+            },
+            "spec": {"learner": spec.learner},
+        }
+        try:
+            return await kube.merge_patch(
+                names.API_VERSION, names.SESSION_KIND, meta["name"], patch, namespace
+            )
+        except ApiError as exc:
+            if not exc.conflict:  # someone else claimed it first: try the next one
+                raise
+    return None
+
+
+async def extend(kube: Kube, session: Obj, by: str) -> Obj:
+    """A longer ttl, within the session's cohort's maximum (or labenv's 30 days)."""
+    meta, spec = session["metadata"], session["spec"]
+    limit = api.MAX_TTL
+    cohort_name = (meta.get("labels") or {}).get(names.LABEL_COHORT)
+    if cohort_name:
+        cohort = await kube.get(names.API_VERSION, names.COHORT_KIND, cohort_name, meta["namespace"])
+        if cohort is not None:
+            limit = api.parse_duration(
+                api.CohortSpec.model_validate(cohort["spec"]).limits.max_ttl,
+                "limits.maxTtl",
+                maximum=timedelta(days=3650),
+            )
+    total = api.parse_duration(spec.get("ttl", api.DEFAULT_TTL), "ttl", maximum=timedelta(days=3650))
+    total += api.parse_duration(by, "by")
+    if total > limit:
+        raise InvalidInput(
+            f"by: the session would last {api.format_duration(total)}, beyond the maximum of "
+            f"{api.format_duration(limit)}"
+        )
+    result: Obj = await kube.merge_patch(
+        names.API_VERSION,
+        names.SESSION_KIND,
+        meta["name"],
+        {"spec": {"ttl": api.format_duration(total)}},
+        meta["namespace"],
+    )
+    return result
+
+
+async def reset(kube: Kube, catalog: Catalog, session: Obj, component: str) -> Obj:
+    """Ask the operator to recreate one component with fresh data (its volumes are deleted)."""
+    components = (session.get("status") or {}).get("components") or []
+    if component not in components:
+        raise InvalidInput(f"component: {component!r} is not part of this session ({', '.join(components)})")
+    meta = session["metadata"]
+    patch = {"metadata": {"annotations": {names.ANNOTATION_RESET: component}}}
+    result: Obj = await kube.merge_patch(
+        names.API_VERSION, names.SESSION_KIND, meta["name"], patch, meta["namespace"]
+    )
+    return result
+
+
+async def wait_for_reset(kube: Kube, session: Obj, timeout: float) -> None:
+    """Until the operator has removed the component and dropped the reset request."""
+    meta = session["metadata"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = await get(kube, meta["namespace"], meta["name"])
+        if names.ANNOTATION_RESET not in (current["metadata"].get("annotations") or {}):
+            return
+        await asyncio.sleep(0.5)
+    raise LabenvError(f"session {meta['name']!r}: the reset did not finish within {timeout:.0f}s")
 
 
 async def get(kube: Kube, namespace: str, name: str) -> Obj:

@@ -36,6 +36,7 @@ def test_start_reaches_ready_with_pods_running_on_fake_nodes(cli: Cli, week21: d
     assert status["phase"] == "Ready"
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
         "KafkaReady": "True",
+        "SchemaRegistryReady": "True",
         "WorkspaceReady": "True",
         "Ready": "True",
     }

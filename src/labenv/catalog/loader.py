@@ -18,6 +18,9 @@ from labenv.errors import CatalogError, InvalidInput, NotFound
 
 _M = TypeVar("_M", bound=BaseModel)
 
+# libyaml when present: the catalog is read on every CLI call.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 ENVIRONMENTS_ENV = "LABENV_ENVIRONMENTS"
 COURSE_ENV = "LABENV_COURSE"
 
@@ -45,7 +48,7 @@ def _first_error(exc: ValidationError) -> str:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     except OSError as exc:

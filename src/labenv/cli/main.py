@@ -6,11 +6,8 @@ stderr with a non-zero exit code (see `labenv --help` for the codes).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shlex
 import sys
-from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +18,8 @@ from rich.table import Table
 from labenv import __version__, api, names, sessions
 from labenv.catalog.loader import Catalog, default_catalog
 from labenv.cli.cluster import cluster_app
+from labenv.cli.cohort import cohort_app
+from labenv.cli.common import KubeconfigOpt, LearnerOpt, NamespaceOpt, OutputOpt, with_kube
 from labenv.cli.output import Output, console, draw, emit, err_console
 from labenv.errors import LabenvError
 from labenv.kube.client import Kube
@@ -37,21 +36,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+app.add_typer(cohort_app, name="cohort", help="Provision and drive a whole cohort of learners.")
 app.add_typer(
     cluster_app, name="cluster", help="The local control plane (etcd, API server, KWOK) for demos and tests."
 )
-
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
-NamespaceOpt = Annotated[
-    str, typer.Option("--namespace", "-n", envvar="LABENV_NAMESPACE", help="Namespace holding LabSessions.")
-]
-KubeconfigOpt = Annotated[
-    str | None,
-    typer.Option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (as kubectl finds it)."),
-]
-LearnerOpt = Annotated[
-    str | None, typer.Option("--learner", "-l", help="Learner name (default: your user name, normalised).")
-]
 
 
 def run() -> None:
@@ -63,19 +51,6 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-def _kubeconfig(value: str | None) -> str | None:
-    # $KUBECONFIG may list several files; kubernetes_asyncio merges them when given none.
-    return None if value is None or os.pathsep in value else value
-
-
-def with_kube(fn: Callable[..., Coroutine[Any, Any, T]], kubeconfig: str | None, *args: Any) -> T:
-    async def go() -> T:
-        async with await Kube.connect(_kubeconfig(kubeconfig)) as kube:
-            return await fn(kube, *args)
-
-    return asyncio.run(go())
 
 
 def _learner(value: str | None) -> str:
@@ -288,6 +263,61 @@ def stop(
 
     stopped = with_kube(go, kubeconfig)
     console.print(f"LabSession {namespace}/{stopped} deleted{' and its namespace is gone' if wait else ''}.")
+
+
+@app.command()
+def extend(
+    name: Annotated[str, typer.Argument(help="Session name or unit.")],
+    by: Annotated[str, typer.Option("--by", help="How much longer: 2h, 90m, 1d.")],
+    learner: LearnerOpt = None,
+    namespace: NamespaceOpt = names.DEFAULT_SESSION_NAMESPACE,
+    kubeconfig: KubeconfigOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Make a session live longer (within its cohort's maximum, or 30 days)."""
+
+    async def go(kube: Kube) -> dict[str, Any]:
+        session = await sessions.find(kube, _catalog(), namespace, name, _learner(learner))
+        return await sessions.extend(kube, session, by)
+
+    session = with_kube(go, kubeconfig)
+    emit(
+        session,
+        output,
+        lambda: console.print(
+            f"{session['metadata']['name']}: ttl is now {session['spec']['ttl']} (expiry updates shortly)."
+        ),
+    )
+
+
+@app.command()
+def reset(
+    name: Annotated[str, typer.Argument(help="Session name or unit.")],
+    component: Annotated[
+        str, typer.Argument(help="The component to recreate with fresh data, e.g. postgres.")
+    ],
+    learner: LearnerOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until the session is Ready again.")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 600,
+    namespace: NamespaceOpt = names.DEFAULT_SESSION_NAMESPACE,
+    kubeconfig: KubeconfigOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Recreate one component of a lab with fresh data: its volumes are deleted, credentials kept."""
+
+    async def go(kube: Kube) -> dict[str, Any]:
+        session = await sessions.find(kube, _catalog(), namespace, name, _learner(learner))
+        session = await sessions.reset(kube, _catalog(), session, component)
+        if not wait:
+            return session
+        await sessions.wait_for_reset(kube, session, timeout)
+        return await _wait(
+            kube, await sessions.get(kube, namespace, session["metadata"]["name"]), timeout, output
+        )
+
+    _print_session(with_kube(go, kubeconfig), output)
 
 
 # --- catalog -------------------------------------------------------------------------------------

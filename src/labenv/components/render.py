@@ -129,8 +129,13 @@ def _stamp(obj: Obj, component: Component, ctx: SessionContext, where: str) -> O
     spec = obj.get("spec") or {}
     pod_template = spec.get("template") or (spec.get("jobTemplate") or {}).get("spec", {}).get("template")
     # Pods and the claims a StatefulSet makes carry the labels too, so audits find them. Not the
-    # unit or course: a changed pod template label would restart the pod on a week-to-week upgrade.
-    stable = {k: v for k, v in labels.items() if k not in (names.LABEL_UNIT, names.LABEL_COURSE)}
+    # unit, course or learner: a changed pod template label would restart the pod on a week-to-week
+    # upgrade or when a warm-pool session is handed to its learner.
+    stable = {
+        k: v
+        for k, v in labels.items()
+        if k not in (names.LABEL_UNIT, names.LABEL_COURSE, names.LABEL_LEARNER)
+    }
     for template in [pod_template, *(spec.get("volumeClaimTemplates") or [])]:
         if isinstance(template, dict):
             template_meta = template.setdefault("metadata", {})

@@ -19,6 +19,7 @@ import kopf
 
 from labenv import names
 from labenv.catalog.loader import default_catalog
+from labenv.controller.cohorts import CohortReconciler
 from labenv.controller.config import OperatorConfig
 from labenv.controller.reconciler import Reconciler, RetryLater
 from labenv.controller.sweeper import sweep_forever
@@ -57,6 +58,7 @@ async def start(
     memo.config = config
     memo.kube = await Kube.connect()
     memo.reconciler = Reconciler(memo.kube, default_catalog(), config)
+    memo.cohorts = CohortReconciler(memo.kube, default_catalog())
     memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
     logger.info(
         "labenv operator started: %d courses, %d components",
@@ -111,6 +113,12 @@ def _retry(exc: Exception, config: OperatorConfig) -> kopf.TemporaryError:
 @kopf.on.resume(names.GROUP, names.VERSION, names.SESSION_PLURAL)
 @kopf.on.create(names.GROUP, names.VERSION, names.SESSION_PLURAL)
 @kopf.on.update(names.GROUP, names.VERSION, names.SESSION_PLURAL, field="spec")
+@kopf.on.update(
+    names.GROUP,
+    names.VERSION,
+    names.SESSION_PLURAL,
+    field=("metadata", "annotations", names.ANNOTATION_RESET),
+)
 async def converge_session(
     *, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:

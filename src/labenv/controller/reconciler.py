@@ -10,7 +10,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,13 @@ from labenv.reconcile import session, status, tenancy
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
+# What `labenv reset` removes of a component: its workloads, then the claims that hold its data.
+RESET_KINDS = (
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "Job"),
+    ("v1", "PersistentVolumeClaim"),
+)
 
 
 class RetryLater(LabenvError):
@@ -51,6 +58,7 @@ class SessionRef:
     deleting: bool
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    annotations: Mapping[str, str]
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SessionRef:
@@ -64,6 +72,7 @@ class SessionRef:
             deleting=bool(meta.get("deletionTimestamp")),
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
+            annotations=dict(meta.get("annotations") or {}),
         )
 
     @property
@@ -94,19 +103,27 @@ class Reconciler:
         self.catalog = catalog
         self.config = config
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The status this process wrote last, per session: the body a watch event brings may be
+        # older than our own last write, and acting on it would redo finished work.
+        self._written: dict[tuple[str, str], Mapping[str, Any]] = {}
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def forget(self, key: tuple[str, str]) -> None:
         self._locks.pop(key, None)
+        self._written.pop(key, None)
+
+    def _latest(self, ref: SessionRef) -> SessionRef:
+        written = self._written.get(ref.key)
+        return ref if written is None else replace(ref, status=written)
 
     # --- the whole loop ------------------------------------------------------------------------
 
     async def converge(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
         ref = SessionRef.from_body(body)
         async with self.lock(ref.key):
-            await self._converge(ref, list(workloads))
+            await self._converge(self._latest(ref), list(workloads))
 
     async def _converge(self, ref: SessionRef, workloads: list[status.WorkloadState]) -> None:
         try:
@@ -118,6 +135,8 @@ class Reconciler:
         ctx = session.context(ref.name, ref.namespace, spec, self.config.workspace_image)
         await self._ensure_namespace(ref, ctx, resolved.components)
         generated = await self._ensure_generated(ctx, resolved.components)
+        if names.ANNOTATION_RESET in ref.annotations:
+            await self._reset(ref, ctx, ref.annotations[names.ANNOTATION_RESET])
         try:
             desired = session.desired(self.catalog, resolved, ctx, ref.uid, generated)
         except LabenvError as exc:
@@ -145,6 +164,7 @@ class Reconciler:
         if ref.deleting:
             return
         async with self.lock(ref.key):
+            ref = self._latest(ref)
             workloads = list(workloads)
             try:
                 spec = api.SessionSpec.model_validate(ref.spec)
@@ -260,6 +280,34 @@ class Reconciler:
                 await self.kube.delete(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], ctx.namespace)
             log.info("pruned component %s of session %s", name, ctx.session)
 
+    async def _reset(self, ref: SessionRef, ctx: SessionContext, component: str) -> None:
+        """Delete a component's workloads and volumes; once all are gone, drop the request so the
+        next pass applies the component afresh. Credentials stay: they match the unit's settings."""
+        selector = f"{names.LABEL_SESSION}={ref.name},{names.LABEL_COMPONENT}={component}"
+        remaining = []
+        for api_version, kind in RESET_KINDS:
+            for obj in await self.kube.list(api_version, kind, ctx.namespace, label_selector=selector):
+                if not obj["metadata"].get("deletionTimestamp"):
+                    await self.kube.delete(api_version, kind, obj["metadata"]["name"], ctx.namespace)
+                remaining.append(f"{kind} {obj['metadata']['name']}")
+        if remaining:
+            message = f"resetting {component}: waiting for {', '.join(remaining)} to go"
+            # A merge patch, not an apply: it must not drop the status fields the apply owns.
+            interim = {"phase": api.Phase.PROVISIONING.value, "message": message}
+            await self.kube.merge_patch(
+                names.API_VERSION,
+                names.SESSION_KIND,
+                ref.name,
+                {"status": interim},
+                ref.namespace,
+                subresource="status",
+            )
+            self._written[ref.key] = {**ref.status, **interim}
+            raise RetryLater(message, delay=1)
+        patch = {"metadata": {"annotations": {names.ANNOTATION_RESET: None}}}
+        await self.kube.merge_patch(names.API_VERSION, names.SESSION_KIND, ref.name, patch, ref.namespace)
+        log.info("session %s/%s: %s was reset", ref.namespace, ref.name, component)
+
     # --- status --------------------------------------------------------------------------------
 
     async def _write_status(
@@ -312,6 +360,7 @@ class Reconciler:
         if merged == dict(ref.status):
             return  # nothing changed: spare the API server a write
         await self.kube.apply_status(names.API_VERSION, names.SESSION_KIND, ref.namespace, ref.name, merged)
+        self._written[ref.key] = merged
 
     async def _report_invalid(self, ref: SessionRef, exc: Exception) -> None:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -10,7 +10,8 @@ import kopf
 
 def main(standalone: bool = True, liveness: str | None = None, verbose: bool = False) -> None:
     """Run until interrupted. Standalone unless HA peering is asked for (see the Helm chart)."""
-    import labenv.controller.handlers  # noqa: F401  (registers the handlers with Kopf)
+    import labenv.controller.cohort_handlers
+    import labenv.controller.handlers  # noqa: F401  (importing registers the handlers with Kopf)
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -116,6 +116,16 @@ class Kube:
     def host(self) -> str:
         return str(self._api.configuration.host)
 
+    @property
+    def ca_cert_file(self) -> str | None:
+        """The CA bundle this connection trusts (a file the kubeconfig names or the client wrote)."""
+        path = self._api.configuration.ssl_ca_cert
+        return str(path) if path else None
+
+    @property
+    def verifies_tls(self) -> bool:
+        return bool(self._api.configuration.verify_ssl)
+
     async def close(self) -> None:
         await self._api.close()
 
@@ -250,6 +260,20 @@ class Kube:
         info = await self._info(obj)
         path = info.path(obj["metadata"].get("namespace"))
         result: Obj = await self.request("POST", path, obj, {"fieldManager": field_manager})
+        return result
+
+    async def create_subresource(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        subresource: str,
+        body: Obj,
+        namespace: str | None = None,
+    ) -> Obj:
+        """POST to an object's subresource, e.g. a TokenRequest to `serviceaccounts/<name>/token`."""
+        info = await self.resource(api_version, kind)
+        result: Obj = await self.request("POST", info.path(namespace, name, subresource), body)
         return result
 
     async def merge_patch(
