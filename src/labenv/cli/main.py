@@ -20,6 +20,7 @@ from labenv.catalog.loader import Catalog, default_catalog
 from labenv.cli.cluster import cluster_app
 from labenv.cli.cohort import cohort_app
 from labenv.cli.common import KubeconfigOpt, LearnerOpt, NamespaceOpt, OutputOpt, with_kube
+from labenv.cli.infra import infra_app
 from labenv.cli.output import Output, console, draw, emit, err_console
 from labenv.errors import LabenvError
 from labenv.kube.client import Kube
@@ -37,6 +38,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(cohort_app, name="cohort", help="Provision and drive a whole cohort of learners.")
+app.add_typer(infra_app, name="infra", help="A cloud cluster (EKS or GKE) to run labenv on, with Pulumi.")
 app.add_typer(
     cluster_app, name="cluster", help="The local control plane (etcd, API server, KWOK) for demos and tests."
 )
