@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ CLUSTER = "labenv-bench"
 class Bench:
     cluster: LocalCluster
     env: dict[str, str]
+    operator: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
 
     def labenv(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -46,31 +50,57 @@ class Bench:
             check=True,
         )
 
+    def operator_requests(self) -> float:
+        """The operator's own API request count, from its metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("labenv_api_requests_total "):
+                    return float(line.split()[1])
+        raise RuntimeError("the operator publishes no labenv_api_requests_total")
+
+    def operator_peak_rss_mb(self) -> float:
+        """Peak resident memory of the operator process so far (VmHWM)."""
+        assert self.operator is not None
+        for line in Path(f"/proc/{self.operator.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
 
 @contextmanager
-def bench_cluster() -> Iterator[Bench]:
+def bench_cluster(nodes: int = 2) -> Iterator[Bench]:
     """A fresh cluster and operator for the whole run; the cluster is stopped afterwards."""
-    cluster = LocalCluster(CLUSTER)
+    cluster = LocalCluster(CLUSTER, nodes=nodes)
     cluster.down(purge=True)
     cluster.up()
     env = {**os.environ, **cluster.env, "KUBECONFIG": str(cluster.kubeconfig), "NO_COLOR": "1"}
-    bench = Bench(cluster, env)
+    bench = Bench(cluster, env, metrics_port=_free_port())
     bench.labenv("install")
     log = Path(tempfile.mkdtemp()) / "operator.log"
     with log.open("wb") as handle:
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "labenv.controller"], env=env, stdout=handle, stderr=subprocess.STDOUT
+        bench.operator = subprocess.Popen(
+            [sys.executable, "-m", "labenv.controller"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**env, "LABENV_METRICS_PORT": str(bench.metrics_port)},
         )
     try:
         time.sleep(2)  # let the operator list and index before the first measurement
         yield bench
     finally:
-        operator.terminate()
-        operator.wait(20)
+        bench.operator.terminate()
+        bench.operator.wait(20)
         cluster.down(purge=True)
 
 
-def timed(fn: Any, *args: Any) -> float:
+def timed(fn: Callable[..., Any], *args: Any) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start

@@ -16,6 +16,7 @@ from labenv.errors import ClusterUnavailable
 from labenv.kube.client import Kube
 
 CRD_API = "apiextensions.k8s.io/v1"
+PEERING = "labenv"
 
 
 def crds_dir() -> Path:
@@ -43,6 +44,11 @@ async def install(kube: Kube, namespace: str, timeout: float = 60) -> None:
     for crd in crds:
         await _established(kube, str(crd["metadata"]["name"]), timeout)  # type: ignore[index]
     kube.forget(names.API_VERSION)
+    # Kopf only peers through an existing peering object: replicas of the operator find each other here.
+    await kube.apply(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}},
+        names.CLI_FIELD_MANAGER,
+    )
     await kube.apply(
         {
             "apiVersion": "v1",

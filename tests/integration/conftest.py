@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,13 @@ from typing import Any
 import pytest
 
 SESSIONS_NAMESPACE = "labenv"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Operator:
@@ -50,6 +59,12 @@ class Operator:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.env['LABENV_METRICS_PORT']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text: str = response.read().decode()
+            return text
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -135,6 +150,7 @@ def operator(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ope
         "LABENV_RETRY_DELAY": "1",
         "LABENV_WATCH_SERVER_TIMEOUT": "60",
         "LABENV_WATCH_CLIENT_TIMEOUT": "75",
+        "LABENV_METRICS_PORT": str(free_port()),
     }
     op = Operator(env, log)
     op.start()

@@ -92,6 +92,18 @@ def test_namespace_is_isolated_and_limited(cli: Cli, week21: dict[str, Any]) -> 
     assert "violates PodSecurity" in refused.stderr
 
 
+def test_metrics_and_events_tell_what_happened(cli: Cli, operator: Operator, week21: dict[str, Any]) -> None:
+    text = operator.metrics()
+    assert 'labenv_sessions{course="infra-36w",phase="Ready",unit="week21"}' in text
+    assert 'labenv_session_provisioning_seconds_count{course="infra-36w",unit="week21"}' in text
+    assert 'labenv_component_ready_seconds_count{component="kafka"}' in text
+    events = cli.get("events", "-n", SESSIONS_NAMESPACE, "--field-selector", "involvedObject.name=ada-week21")
+    reasons = {e["reason"] for e in events["items"]}
+    assert {"Provisioning", "ComponentReady", "Ready"} <= reasons
+    described = cli.kubectl("describe", "labsession", "ada-week21", "-n", SESSIONS_NAMESPACE).stdout
+    assert "kafka is ready" in described
+
+
 def test_second_start_returns_the_existing_session(cli: Cli, week21: dict[str, Any]) -> None:
     again = cli.labenv("start", "week21", "--learner", "ada", "--output", "json")
     assert json.loads(again.stdout)["metadata"]["uid"] == week21["metadata"]["uid"]

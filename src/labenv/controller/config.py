@@ -22,6 +22,12 @@ class OperatorConfig:
     connect_timeout: float = 10.0
     # Delay before a handler that hit a transient API error runs again.
     retry_delay: float = 5.0
+    # Prometheus metrics on this port (0: off).
+    metrics_port: int = 9090
+    # Kopf peering name for several replicas (only the highest priority one is active); empty:
+    # standalone. Each replica picks a random priority unless one is given.
+    peering: str = ""
+    peering_priority: int = 0
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -32,4 +38,7 @@ class OperatorConfig:
             watch_client_timeout=_float("LABENV_WATCH_CLIENT_TIMEOUT", cls.watch_client_timeout),
             connect_timeout=_float("LABENV_CONNECT_TIMEOUT", cls.connect_timeout),
             retry_delay=_float("LABENV_RETRY_DELAY", cls.retry_delay),
+            metrics_port=int(os.environ.get("LABENV_METRICS_PORT", cls.metrics_port)),
+            peering=os.environ.get("LABENV_PEERING", ""),
+            peering_priority=int(os.environ.get("LABENV_PEERING_PRIORITY", "0")),
         )

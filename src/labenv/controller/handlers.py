@@ -19,6 +19,7 @@ import kopf
 
 from labenv import names
 from labenv.catalog.loader import default_catalog
+from labenv.controller import metrics
 from labenv.controller.cohorts import CohortReconciler
 from labenv.controller.config import OperatorConfig
 from labenv.controller.reconciler import Reconciler, RetryLater
@@ -31,6 +32,7 @@ LAB_OBJECTS: Mapping[str, Any] = {
     names.LABEL_MANAGED_BY: names.MANAGED_BY,
     names.LABEL_SESSION: kopf.PRESENT,
 }
+KOPF_PREFIX = f"kopf.{names.GROUP}"
 WORKLOADS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"), ("batch", "v1", "jobs"))
 
 
@@ -43,10 +45,12 @@ async def start(
     **_: Any,
 ) -> None:
     config = OperatorConfig.from_env()
-    # Kopf's bookkeeping goes to annotations, so status holds only what the CRD declares.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    # Kopf's bookkeeping goes to annotations, so status holds only what the CRD declares. Its own
+    # prefix: Kopf leaves annotations under its storage prefix out of the diffs handlers react to,
+    # and labenv's (labenv.io/reset) must be seen.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=names.GROUP, key="last-handled-configuration"
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     # Whole seconds: the API server parses timeoutSeconds as an integer.
     settings.watching.server_timeout = int(config.watch_server_timeout)
@@ -54,11 +58,14 @@ async def start(
     settings.watching.connect_timeout = config.connect_timeout
     settings.networking.connect_timeout = config.connect_timeout
     settings.execution.max_workers = 32
+    # A replica that dies without saying goodbye stops blocking the others after this long.
+    settings.peering.lifetime = 30
     settings.posting.level = logging.WARNING
     memo.config = config
     memo.kube = await Kube.connect()
     memo.reconciler = Reconciler(memo.kube, default_catalog(), config)
     memo.cohorts = CohortReconciler(memo.kube, default_catalog())
+    metrics.serve(config.metrics_port, memo.reconciler.session_phases, lambda: memo.kube.requests)
     memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
     logger.info(
         "labenv operator started: %d courses, %d components",
@@ -102,6 +109,7 @@ def _workloads(key: tuple[str, str], kwargs: Mapping[str, Any]) -> list[Workload
 
 
 def _retry(exc: Exception, config: OperatorConfig) -> kopf.TemporaryError:
+    metrics.API_RETRIES.labels(type(exc).__name__).inc()
     if isinstance(exc, RetryLater):
         return kopf.TemporaryError(str(exc), delay=exc.delay)
     return kopf.TemporaryError(str(exc), delay=config.retry_delay)

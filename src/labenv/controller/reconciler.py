@@ -22,6 +22,7 @@ from labenv.catalog.model import ResolvedUnit
 from labenv.components import credentials
 from labenv.components.model import Component
 from labenv.components.render import SessionContext, render_component
+from labenv.controller import events, metrics
 from labenv.controller.config import OperatorConfig
 from labenv.errors import LabenvError
 from labenv.kube.client import ApiError, Kube
@@ -97,6 +98,44 @@ def expires_at(ref: SessionRef, spec: api.SessionSpec) -> str:
     return api.timestamp(api.parse_timestamp(ref.created) + ttl)
 
 
+def report_transitions(
+    ref: SessionRef, spec: api.SessionSpec, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> None:
+    """Events a newcomer reads in `kubectl describe`, and the durations Prometheus keeps."""
+    obj = {
+        "apiVersion": names.API_VERSION,
+        "kind": names.SESSION_KIND,
+        "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
+    }
+    started = api.parse_timestamp(str(after["startedAt"]))
+    old = {c["type"]: c for c in before.get("conditions", [])}
+    if not before.get("phase"):
+        events.post(
+            obj,
+            "Normal",
+            "Provisioning",
+            message=f"provisioning {spec.course}/{spec.unit}: {', '.join(after.get('components', []))}",
+        )
+    for c in after.get("conditions", []):
+        was = old.get(c["type"], {})
+        if c["status"] == was.get("status") and c["reason"] == was.get("reason"):
+            continue
+        seconds = (api.parse_timestamp(c["lastTransitionTime"]) - started).total_seconds()
+        if c["type"] == "Ready" and c["status"] == "True":
+            events.post(obj, "Normal", "Ready", message=f"{c['message']} after {seconds:.0f}s")
+            if not before.get("readyAt"):
+                metrics.PROVISIONING.labels(spec.course, spec.unit).observe(seconds)
+        elif c["status"] == "True":
+            component = next(
+                (n for n in after.get("components", []) if names.condition_type(n) == c["type"]), ""
+            )
+            events.post(obj, "Normal", "ComponentReady", message=f"{component} is ready")
+            metrics.COMPONENT_READY.labels(component).observe(seconds)
+        elif c["reason"] in ("Failed", "InvalidEnvironment", "ClusterPrerequisiteMissing"):
+            events.post(obj, "Warning", c["reason"], message=c["message"])
+            metrics.RECONCILE_ERRORS.labels(c["reason"]).inc()
+
+
 class Reconciler:
     def __init__(self, kube: Kube, catalog: Catalog, config: OperatorConfig) -> None:
         self.kube = kube
@@ -106,6 +145,7 @@ class Reconciler:
         # The status this process wrote last, per session: the body a watch event brings may be
         # older than our own last write, and acting on it would redo finished work.
         self._written: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._phases: dict[tuple[str, str], Mapping[str, str]] = {}
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -113,6 +153,11 @@ class Reconciler:
     def forget(self, key: tuple[str, str]) -> None:
         self._locks.pop(key, None)
         self._written.pop(key, None)
+        self._phases.pop(key, None)
+
+    def session_phases(self) -> list[Mapping[str, str]]:
+        """Phase, course and unit of every session this process reconciles (for metrics)."""
+        return list(self._phases.values())
 
     def _latest(self, ref: SessionRef) -> SessionRef:
         written = self._written.get(ref.key)
@@ -357,10 +402,13 @@ class Reconciler:
         elif ref.status.get("readyAt"):
             new["readyAt"] = ref.status["readyAt"]
         merged = {**{k: v for k, v in ref.status.items() if k not in new}, **new}
+        self._phases[ref.key] = {"phase": phase.value, "course": spec.course, "unit": spec.unit}
         if merged == dict(ref.status):
+            self._written[ref.key] = merged
             return  # nothing changed: spare the API server a write
         await self.kube.apply_status(names.API_VERSION, names.SESSION_KIND, ref.namespace, ref.name, merged)
         self._written[ref.key] = merged
+        report_transitions(ref, spec, ref.status, merged)
 
     async def _report_invalid(self, ref: SessionRef, exc: Exception) -> None:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from labenv import api, names
+from labenv.controller import events
 from labenv.errors import LabenvError
 from labenv.kube.client import Kube
 
@@ -57,6 +58,12 @@ async def sweep_once(kube: Kube, now: datetime, delete_orphans: bool = True) -> 
         meta = s["metadata"]
         expiry = _expiry(s)
         if expiry is not None and expiry <= now and not meta.get("deletionTimestamp"):
+            events.post(
+                s,
+                "Normal",
+                "Expired",
+                f"expired at {api.timestamp(expiry)}; deleting the session and its namespace",
+            )
             await kube.delete(names.API_VERSION, names.SESSION_KIND, meta["name"], meta["namespace"])
             result.expired.append(f"{meta['namespace']}/{meta['name']}")
     if delete_orphans:

@@ -92,6 +92,7 @@ def desired(
     """Everything the session's namespace should hold, given the generated credentials it has."""
     components_root = catalog.root / "components"
     settings: dict[str, str] = {}
+    publisher: dict[str, str] = {}
     plans: list[ComponentPlan] = []
     for component in resolved.components:
         options = resolved.options[component.name]
@@ -100,7 +101,13 @@ def desired(
             raise CatalogError(
                 f"components/{component.name}: credentials were not generated before rendering"
             )
-        settings.update(render_settings(component, options, ctx, own))
+        for key, value in render_settings(component, options, ctx, own).items():
+            if key in settings and settings[key] != value:
+                raise CatalogError(
+                    f"{resolved.course.slug}/{resolved.unit.id}: {publisher[key]} and {component.name} both "
+                    f"publish {key} with different values; set an option so that only one does"
+                )
+            settings[key], publisher[key] = value, component.name
         plans.append(
             ComponentPlan(
                 component=component,
