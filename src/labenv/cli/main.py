@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import sys
 from contextlib import nullcontext
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -17,9 +18,11 @@ from rich.table import Table
 
 from labenv import __version__, api, names, sessions
 from labenv.catalog.loader import Catalog, default_catalog
+from labenv.cli.access import kubeconfig_command
 from labenv.cli.cluster import cluster_app
 from labenv.cli.cohort import cohort_app
 from labenv.cli.common import KubeconfigOpt, LearnerOpt, NamespaceOpt, OutputOpt, with_kube
+from labenv.cli.doctor import doctor_command
 from labenv.cli.infra import infra_app
 from labenv.cli.output import Output, console, draw, emit, err_console
 from labenv.errors import LabenvError
@@ -55,6 +58,11 @@ def run() -> None:
         sys.exit(130)
 
 
+class Variant(StrEnum):
+    AWS = "aws"
+    GCP = "gcp"
+
+
 def _learner(value: str | None) -> str:
     return names.normalise_learner(value) if value else names.default_learner()
 
@@ -83,6 +91,13 @@ def start(
         bool, typer.Option("--wait/--no-wait", help="Wait until Ready, showing progress.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+    variant: Annotated[
+        Variant | None,
+        typer.Option(
+            help="Run postgres and the object store as managed services of this cloud (and serve the "
+            "unit's cloud needs there); the operator needs cloud settings (docs/cloud.md)."
+        ),
+    ] = None,
     namespace: NamespaceOpt = names.DEFAULT_SESSION_NAMESPACE,
     kubeconfig: KubeconfigOpt = None,
     output: OutputOpt = Output.TABLE,
@@ -92,7 +107,8 @@ def start(
     Example: [bold]labenv start week21 --wait[/bold]
     """
     name, spec = sessions.plan_session(
-        _catalog(), sessions.StartRequest(unit, _learner(learner), course, ttl)
+        _catalog(),
+        sessions.StartRequest(unit, _learner(learner), course, ttl, variant.value if variant else None),
     )
 
     async def go(kube: Kube) -> Any:
@@ -351,6 +367,9 @@ def install(
     with_kube(installer.install, kubeconfig, namespace)
     console.print(f"CRDs installed; LabSessions live in namespace [bold]{namespace}[/bold].")
 
+
+app.command("kubeconfig")(kubeconfig_command)
+app.command("doctor")(doctor_command)
 
 operator_app = typer.Typer(help="Run the operator.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
