@@ -10,7 +10,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,10 +23,11 @@ from labenv.components import credentials
 from labenv.components.model import Component
 from labenv.components.render import SessionContext, render_component
 from labenv.controller import events, metrics
+from labenv.controller.cloud import SessionClouds
 from labenv.controller.config import OperatorConfig
 from labenv.errors import LabenvError
 from labenv.kube.client import ApiError, Kube
-from labenv.reconcile import session, status, tenancy
+from labenv.reconcile import cloud, session, status, tenancy
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class SessionRef:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     annotations: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    finalizers: tuple[str, ...] = ()
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SessionRef:
@@ -74,6 +77,8 @@ class SessionRef:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             annotations=dict(meta.get("annotations") or {}),
+            labels=dict(meta.get("labels") or {}),
+            finalizers=tuple(meta.get("finalizers") or ()),
         )
 
     @property
@@ -127,7 +132,8 @@ def report_transitions(
                 metrics.PROVISIONING.labels(spec.course, spec.unit).observe(seconds)
         elif c["status"] == "True":
             component = next(
-                (n for n in after.get("components", []) if names.condition_type(n) == c["type"]), ""
+                (n for n in after.get("components", []) if names.condition_type(n) == c["type"]),
+                c["type"].removesuffix("Ready"),  # CloudStack
             )
             events.post(obj, "Normal", "ComponentReady", message=f"{component} is ready")
             metrics.COMPONENT_READY.labels(component).observe(seconds)
@@ -137,10 +143,13 @@ def report_transitions(
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, catalog: Catalog, config: OperatorConfig) -> None:
+    def __init__(
+        self, kube: Kube, catalog: Catalog, config: OperatorConfig, clouds: SessionClouds | None = None
+    ) -> None:
         self.kube = kube
         self.catalog = catalog
         self.config = config
+        self.clouds = clouds or SessionClouds(kube)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # The status this process wrote last, per session: the body a watch event brings may be
         # older than our own last write, and acting on it would redo finished work.
@@ -168,30 +177,44 @@ class Reconciler:
     async def converge(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
         ref = SessionRef.from_body(body)
         async with self.lock(ref.key):
-            await self._converge(self._latest(ref), list(workloads))
+            stack = await self._converge(self._latest(ref), list(workloads))
+        if stack is not None and stack.retry_after is not None:
+            raise RetryLater(stack.condition.message, delay=stack.retry_after)
 
-    async def _converge(self, ref: SessionRef, workloads: list[status.WorkloadState]) -> None:
+    async def _converge(
+        self, ref: SessionRef, workloads: list[status.WorkloadState]
+    ) -> cloud.CloudState | None:
         try:
             spec = api.SessionSpec.model_validate(ref.spec)
             resolved = session.resolve(self.catalog, spec)
+            plan = cloud.plan(resolved, spec)
         except (LabenvError, ValidationError) as exc:
             await self._report_invalid(ref, exc)
-            return
+            return None
+        local = cloud.in_namespace(resolved, plan)  # without what the cloud stack provides
         ctx = session.context(ref.name, ref.namespace, spec, self.config.workspace_image)
-        await self._ensure_namespace(ref, ctx, resolved.components)
+        await self._ensure_namespace(ref, ctx, local.components)
         generated = await self._ensure_generated(ctx, resolved.components)
         if names.ANNOTATION_RESET in ref.annotations:
             await self._reset(ref, ctx, ref.annotations[names.ANNOTATION_RESET])
         try:
-            desired = session.desired(self.catalog, resolved, ctx, ref.uid, generated)
+            desired = session.desired(self.catalog, local, ctx, ref.uid, generated)
         except LabenvError as exc:
             await self._report_invalid(ref, exc)
-            return
-        await self._apply_all([*desired.tenancy, desired.connection_secret])
+            return None
+        await self._apply_all([*desired.tenancy, desired.connection_secret, *cloud.managed_egress(ctx, plan)])
+        stack = None
+        if plan is not None:
+            stack = await self.clouds.ensure(ref, spec, plan, ctx, generated, expires_at(ref, spec))
 
-        missing = await self._missing_apis(resolved.components)
-        conditions = status.observe(
-            resolved.components, ref.status.get("appliedComponents", []), workloads, missing, ref.generation
+        missing = await self._missing_apis(local.components)
+        conditions = cloud.observe(
+            resolved.components,
+            ref.status.get("appliedComponents", []),
+            workloads,
+            missing,
+            ref.generation,
+            stack,
         )
         ready = status.ready_components(conditions, resolved.components)
         now_applying = [p for p in desired.eligible(ready) if not missing.get(p.name)]
@@ -201,7 +224,8 @@ class Reconciler:
         applied_before = set(ref.status.get("appliedComponents", []))
         await self._prune(ctx, applied_before - wanted, resolved)
         applied = sorted((applied_before & wanted) | {p.name for p in now_applying})
-        await self._write_status(ref, spec, resolved, desired, applied, workloads, missing)
+        await self._write_status(ref, spec, resolved, desired, applied, workloads, missing, stack)
+        return stack
 
     async def report(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
         """A workload changed: refresh status, and converge when it unblocks a waiting component."""
@@ -214,15 +238,20 @@ class Reconciler:
             try:
                 spec = api.SessionSpec.model_validate(ref.spec)
                 resolved = session.resolve(self.catalog, spec)
+                plan = cloud.plan(resolved, spec)
             except (LabenvError, ValidationError):
                 return  # the session handler reports invalid specs
+            stack = None if plan is None else cloud.carried(plan, ref.status, ref.generation)
+            local = cloud.in_namespace(resolved, plan)
             applied = ref.status.get("appliedComponents", [])
-            missing = await self._missing_apis(resolved.components)
-            conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
+            missing = await self._missing_apis(local.components)
+            conditions = cloud.observe(
+                resolved.components, applied, workloads, missing, ref.generation, stack
+            )
             ready = status.ready_components(conditions, resolved.components)
             unblocked = [
                 c.name
-                for c in resolved.components
+                for c in local.components
                 if c.name not in applied and not missing.get(c.name) and all(d in ready for d in c.depends_on)
             ]
             missing_workload = any(
@@ -232,7 +261,9 @@ class Reconciler:
             if unblocked or missing_workload:
                 await self._converge(ref, workloads)
                 return
-            await self._write_conditions(ref, spec, conditions)
+            await self._write_conditions(
+                ref, spec, [*conditions, *cloud.conditions(stack)], failure=stack.failure if stack else None
+            )
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -288,7 +319,11 @@ class Reconciler:
         return {**existing, **fresh}
 
     async def _apply_all(self, objects: Sequence[Obj]) -> None:
-        await asyncio.gather(*(self._apply(obj) for obj in objects))
+        """Concurrently, but Roles first: a RoleBinding to a Role that does not exist yet fails the
+        API server's escalation check for an operator that holds only what it grants."""
+        roles = [o for o in objects if o["kind"] == "Role"]
+        await asyncio.gather(*(self._apply(obj) for obj in roles))
+        await asyncio.gather(*(self._apply(obj) for obj in objects if obj["kind"] != "Role"))
 
     async def _apply(self, obj: Obj) -> None:
         """Apply; a Job whose options changed is replaced, since a Job's pod template is immutable
@@ -364,8 +399,9 @@ class Reconciler:
         applied: list[str],
         workloads: list[status.WorkloadState],
         missing: Mapping[str, tuple[str, ...]],
+        stack: cloud.CloudState | None = None,
     ) -> None:
-        conditions = status.observe(resolved.components, applied, workloads, missing, ref.generation)
+        conditions = cloud.observe(resolved.components, applied, workloads, missing, ref.generation, stack)
         extra: Obj = {
             "namespace": ref.lab_namespace,
             "credentialsSecret": names.CONNECTION_SECRET,
@@ -373,7 +409,8 @@ class Reconciler:
             "appliedComponents": applied,
             "endpoints": [e.model_dump() for p in desired.components for e in p.endpoints],
         }
-        await self._write_conditions(ref, spec, conditions, extra)
+        failure = stack.failure if stack else None
+        await self._write_conditions(ref, spec, [*conditions, *cloud.conditions(stack)], extra, failure)
 
     async def _write_conditions(
         self,
@@ -427,6 +464,7 @@ class Reconciler:
     async def teardown(self, namespace: str, name: str, uid: str) -> None:
         """The session is gone: remove its namespace (and with it everything inside)."""
         self.forget((namespace, name))
+        self.clouds.forget(uid)
         lab = names.lab_namespace(name)
         existing = await self.kube.get("v1", "Namespace", lab)
         if existing and (existing["metadata"].get("labels") or {}).get(names.LABEL_SESSION_UID) == uid:
