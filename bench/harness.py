@@ -92,12 +92,27 @@ def bench_cluster(nodes: int = 2) -> Iterator[Bench]:
             env={**env, "LABENV_METRICS_PORT": str(bench.metrics_port)},
         )
     try:
-        time.sleep(2)  # let the operator list and index before the first measurement
+        _wait_for_operator(bench)
         yield bench
     finally:
         bench.operator.terminate()
         bench.operator.wait(20)
         cluster.down(purge=True)
+
+
+def _wait_for_operator(bench: Bench, timeout: float = 120) -> None:
+    """Until the operator serves metrics (it starts them after loading the catalog), plus a moment
+    to list and index before the first measurement."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            bench.operator_requests()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    time.sleep(2)
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> float:

@@ -6,6 +6,9 @@
   Kopf adds no finalizer (Kopf calls even `optional=True` deletion handlers only while a finalizer
   holds the object): deleting a session never hangs while the operator is down, and the sweeper
   removes the namespace left behind once the operator is back.
+- Only a session with a cloud stack carries a finalizer (labenv's own, `labenv.io/cloud-stack`):
+  the same event handler, seeing it deleted with that finalizer, starts the task that destroys the
+  stack, then deletes the namespace, then removes the finalizer (`labenv.controller.cloud`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import kopf
 from labenv import names
 from labenv.catalog.loader import default_catalog
 from labenv.controller import metrics
+from labenv.controller.cloud import SessionClouds
 from labenv.controller.cohorts import CohortReconciler
 from labenv.controller.config import OperatorConfig
 from labenv.controller.reconciler import Reconciler, RetryLater
@@ -63,7 +67,8 @@ async def start(
     settings.posting.level = logging.WARNING
     memo.config = config
     memo.kube = await Kube.connect()
-    memo.reconciler = Reconciler(memo.kube, default_catalog(), config)
+    # One stack runner for the process, from $LABENV_CLOUD_CONFIG (none: no cloud stacks).
+    memo.reconciler = Reconciler(memo.kube, default_catalog(), config, SessionClouds.from_env(memo.kube))
     memo.cohorts = CohortReconciler(memo.kube, default_catalog())
     metrics.serve(config.metrics_port, memo.reconciler.session_phases, lambda: memo.kube.requests)
     memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
@@ -77,15 +82,24 @@ async def start(
 @kopf.on.cleanup()
 async def stop(*, memo: kopf.Memo, **_: Any) -> None:
     memo.sweeper.cancel()
+    await memo.reconciler.clouds.close()
     await memo.kube.close()
 
 
 # --- caches: what the operator knows of lab workloads and sessions, without extra API calls ---
 
 
+def _in_its_lab(namespace: str | None, labels: Mapping[str, str]) -> bool:
+    """Labels are the learner's to write: a workload speaks for a session only from that session's
+    own namespace, or one learner could fail another's lab with a labelled Job."""
+    return namespace == names.lab_namespace(labels[names.LABEL_SESSION])
+
+
 def _workload_entry(
-    *, body: kopf.Body, labels: Mapping[str, str], **_: Any
+    *, body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
 ) -> dict[tuple[str, str], WorkloadState]:
+    if not _in_its_lab(namespace, labels):
+        return {}
     key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
     return {key: workload_state(body)}
 
@@ -140,7 +154,11 @@ async def converge_session(
         raise kopf.TemporaryError(str(exc), delay=60) from exc
 
 
-async def _workload_changed(*, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any) -> None:
+async def _workload_changed(
+    *, namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any
+) -> None:
+    if not _in_its_lab(namespace, labels):
+        return
     key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
     bodies = kwargs["sessions_by_key"].get(key)
     if not bodies:
@@ -155,7 +173,9 @@ for _group, _version, _plural in WORKLOADS:
 
 @kopf.on.event(names.GROUP, names.VERSION, names.SESSION_PLURAL)
 async def session_gone(
-    *, type: str, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
+    *, type: str, body: kopf.Body, namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any
 ) -> None:
     if type == "DELETED":
         await memo.reconciler.teardown(namespace or "", name, uid)
+    else:  # being deleted while holding the cloud finalizer: destroy the stack first
+        memo.reconciler.clouds.watch_deletion(body, memo.reconciler.lock)

@@ -25,15 +25,17 @@ from labenv.errors import ClusterUnavailable, LabenvError
 
 Obj = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
+TOO_MANY_REQUESTS_RETRIES = 6
 
 
 class ApiError(LabenvError):
     """A refusal by the API server, with its status code and the server's own message."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
 
     @property
     def not_found(self) -> bool:
@@ -76,7 +78,13 @@ async def _error(resp: aiohttp.ClientResponse) -> ApiError:
         message, reason = body.get("message", text), body.get("reason", "")
     except ValueError:
         message, reason = text.strip() or resp.reason or "", ""
-    return ApiError(resp.status, reason, f"{resp.method} {resp.url.path}: {resp.status} {message}")
+    retry_after = resp.headers.get("Retry-After", "")
+    return ApiError(
+        resp.status,
+        reason,
+        f"{resp.method} {resp.url.path}: {resp.status} {message}",
+        float(retry_after) if retry_after.isdigit() else None,
+    )
 
 
 def _require_kubeconfig(kubeconfig: str | None) -> None:
@@ -135,7 +143,7 @@ class Kube:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _send(
+    async def _send_once(
         self,
         method: str,
         path: str,
@@ -165,6 +173,26 @@ class Kube:
             finally:
                 resp.release()
         return resp
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, str | int | bool] | None = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+    ) -> aiohttp.ClientResponse:
+        """Send; a 429 (e.g. a new CRD's storage still initialising) is retried after Retry-After,
+        as kubectl and Kopf do."""
+        for attempt in range(TOO_MANY_REQUESTS_RETRIES):
+            try:
+                return await self._send_once(method, path, body, query, content_type, timeout)
+            except ApiError as exc:
+                if exc.status != 429 or attempt == TOO_MANY_REQUESTS_RETRIES - 1:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 1.0, 5.0))
+        raise AssertionError("unreachable")
 
     async def request(
         self,

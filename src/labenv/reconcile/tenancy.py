@@ -40,14 +40,18 @@ LEARNER_RULES: list[Obj] = [
             "pods/portforward",
             "pods/attach",
             "services",
-            "endpoints",
             "configmaps",
             "secrets",
             "persistentvolumeclaims",
             "serviceaccounts",
         ],
     },
-    {"apiGroups": [""], "verbs": _READ_VERBS, "resources": ["events", "resourcequotas", "limitranges"]},
+    # Endpoints read-only: writing them points a Service past the lab's egress policy (CVE-2021-25740).
+    {
+        "apiGroups": [""],
+        "verbs": _READ_VERBS,
+        "resources": ["events", "resourcequotas", "limitranges", "endpoints"],
+    },
     {
         "apiGroups": ["apps"],
         "verbs": _WORKLOAD_VERBS,
