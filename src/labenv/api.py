@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,11 @@ class Overrides(BaseModel):
     components: dict[str, dict[str, Any]] = {}
 
 
+# A cloud variant: components with a managed counterpart (postgres, object-store) are provisioned in
+# that cloud instead of the namespace, and the unit's cloud needs are served there (docs/cloud.md).
+Variant = Literal["aws", "gcp"]
+
+
 class SessionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     learner: str
@@ -65,6 +70,7 @@ class SessionSpec(BaseModel):
     unit: str
     ttl: str = DEFAULT_TTL
     overrides: Overrides = Overrides()
+    variant: Variant | None = None
 
 
 class Condition(BaseModel):
@@ -114,7 +120,7 @@ def session_body(name: str, namespace: str, spec: SessionSpec) -> dict[str, Any]
                 names.LABEL_UNIT: spec.unit,
             },
         },
-        "spec": spec.model_dump(by_alias=True, exclude_defaults=False),
+        "spec": spec.model_dump(by_alias=True, exclude_defaults=False, exclude_none=True),
     }
 
 
@@ -135,6 +141,7 @@ class CohortSpec(BaseModel):
     ends_at: str | None = Field(default=None, alias="endsAt")
     warm_pool: int = Field(default=0, alias="warmPool", ge=0, le=50)
     limits: CohortLimits = CohortLimits()
+    variant: Variant | None = None
 
 
 def cohort_body(name: str, namespace: str, spec: CohortSpec) -> dict[str, Any]:

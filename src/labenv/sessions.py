@@ -17,6 +17,7 @@ from labenv import api, names
 from labenv.catalog.loader import Catalog
 from labenv.errors import ClusterUnavailable, InvalidInput, LabenvError, NotFound
 from labenv.kube.client import ApiError, Kube
+from labenv.reconcile import cloud
 
 Obj = dict[str, Any]
 
@@ -27,6 +28,7 @@ class StartRequest:
     learner: str
     course: str | None
     ttl: str
+    variant: api.Variant | None = None
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,13 @@ def plan_session(catalog: Catalog, request: StartRequest) -> tuple[str, api.Sess
     """Check everything that can be checked offline; return the session name and spec."""
     course, _ = catalog.find_units(request.unit, request.course)
     unit_id = request.unit.rpartition("/")[2]
-    catalog.resolve(unit_id, course.slug)  # refuses unsupported units
+    resolved = catalog.resolve(unit_id, course.slug)  # refuses unsupported units
     learner = names.check_learner(request.learner)
     ttl = api.format_duration(api.parse_duration(request.ttl))
-    spec = api.SessionSpec(learner=learner, course=course.slug, unit=unit_id, ttl=ttl)
+    spec = api.SessionSpec(
+        learner=learner, course=course.slug, unit=unit_id, ttl=ttl, variant=request.variant
+    )
+    cloud.plan(resolved, spec)  # refuses a variant the unit cannot run with
     name = names.session_name(learner, course.slug, unit_id, catalog.default_course)
     if len(name) > 59:
         raise InvalidInput(f"learner: {learner!r} makes the session name {name!r} longer than 59 characters")
@@ -106,6 +111,8 @@ async def claim(kube: Kube, namespace: str, spec: api.SessionSpec) -> Obj | None
     )
     pool.sort(key=lambda s: (phase_of(s) != "Ready", s["metadata"]["name"]))
     for candidate in pool:
+        if candidate.get("spec", {}).get("variant") != spec.variant:
+            continue  # in the namespace or in a cloud: what the learner asked for
         meta = candidate["metadata"]
         patch = {
             "metadata": {

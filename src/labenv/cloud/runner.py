@@ -8,7 +8,9 @@
   here.
 - `MockStackRunner` runs the same programs under Pulumi's mocks (`labenv.cloud.mocks`), offline,
   and records the stacks (in memory, or as JSON files in a directory for the local demo). It can be
-  told to fail an operation, to exercise the reconciler's retry path.
+  told to fail an operation, to exercise the reconciler's retry path: in process with `fail_next`,
+  or, for an operator running in another process, with files in its directory (`FAIL_FILE`,
+  `DELAY_FILE`); there it also appends every operation to `journal.jsonl` with its times.
 
 Both are synchronous (the Automation API blocks on a subprocess); `lifecycle` calls them in a
 worker thread.
@@ -20,7 +22,9 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -162,6 +166,12 @@ class AutomationStackRunner:
 
 
 Operation = Literal["up", "destroy"]
+# File hooks in a MockStackRunner's state directory: `fail-destroy` (every stack) or
+# `<stack>.fail-destroy` makes each destroy fail with the file's text while the file exists;
+# `delay-destroy` holds the seconds each destroy waits first. Likewise for `up`.
+FAIL_FILE = "fail-{operation}"
+DELAY_FILE = "delay-{operation}"
+JOURNAL = "journal.jsonl"
 
 
 @dataclass
@@ -195,11 +205,46 @@ class MockStackRunner:
         self._failures.append(_Failure(operation, stack, times, message))
 
     def _maybe_fail(self, operation: Operation, stack: str) -> None:
+        error = CloudStackDestroyError if operation == "destroy" else CloudStackError
         for failure in self._failures:
             if failure.operation == operation and failure.stack in (None, stack) and failure.times > 0:
                 failure.times -= 1
-                error = CloudStackDestroyError if operation == "destroy" else CloudStackError
                 raise error(f"stack {stack}: {operation} failed: error: {failure.message}")
+        if self.state_dir is None:
+            return
+        delay = self.state_dir / DELAY_FILE.format(operation=operation)
+        if delay.exists():
+            time.sleep(float(delay.read_text().strip() or 0))
+        for name in (
+            FAIL_FILE.format(operation=operation),
+            f"{stack}.{FAIL_FILE.format(operation=operation)}",
+        ):
+            try:
+                message = (self.state_dir / name).read_text().strip() or "injected failure"
+            except FileNotFoundError:
+                continue
+            raise error(f"stack {stack}: {operation} failed: error: {message}")
+
+    @contextmanager
+    def _journal(self, operation: Operation, stack: str) -> Iterator[None]:
+        """Append the operation, its start and end (epoch seconds) and its outcome to the journal."""
+        started, error = time.time(), ""
+        try:
+            yield
+        except Exception as exc:
+            error = str(exc)
+            raise
+        finally:
+            if self.state_dir is not None:
+                entry = {
+                    "op": operation,
+                    "stack": stack,
+                    "start": started,
+                    "end": time.time(),
+                    "error": error,
+                }
+                with (self.state_dir / JOURNAL).open("a") as journal:
+                    journal.write(json.dumps(entry) + "\n")
 
     def _file(self, stack: str) -> Path | None:
         return None if self.state_dir is None else self.state_dir / f"{stack}.json"
@@ -209,25 +254,27 @@ class MockStackRunner:
         from labenv.cloud.mocks import run_under_mocks
 
         self.history.append(("up", stack_name))
-        self._maybe_fail("up", stack_name)
-        run = run_under_mocks(programs.build(program_args), stack=stack_name)
-        self.runs[stack_name] = run
-        self._outputs[stack_name] = dict(run.outputs)
-        path = self._file(stack_name)
-        if path is not None:
-            record = {"outputs": run.outputs, "resources": [list(item) for item in run.summary()]}
-            path.write_text(json.dumps(record, indent=2))
-            os.chmod(path, 0o600)
+        with self._journal("up", stack_name):
+            self._maybe_fail("up", stack_name)
+            run = run_under_mocks(programs.build(program_args), stack=stack_name)
+            self.runs[stack_name] = run
+            self._outputs[stack_name] = dict(run.outputs)
+            path = self._file(stack_name)
+            if path is not None:
+                record = {"outputs": run.outputs, "resources": [list(item) for item in run.summary()]}
+                path.write_text(json.dumps(record, indent=2))
+                os.chmod(path, 0o600)
         return dict(run.outputs)
 
     def destroy(self, stack_name: str) -> None:
         self.history.append(("destroy", stack_name))
-        self._maybe_fail("destroy", stack_name)
-        self.runs.pop(stack_name, None)
-        self._outputs.pop(stack_name, None)
-        path = self._file(stack_name)
-        if path is not None:
-            path.unlink(missing_ok=True)
+        with self._journal("destroy", stack_name):
+            self._maybe_fail("destroy", stack_name)
+            self.runs.pop(stack_name, None)
+            self._outputs.pop(stack_name, None)
+            path = self._file(stack_name)
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     def list_stacks(self) -> list[str]:
         if self.state_dir is not None:

@@ -111,7 +111,13 @@ def _session(ref: CohortRef, name: str, learner: str, ttl: str, pooled: bool) ->
                 }
             ],
         },
-        "spec": {"learner": learner, "course": ref.spec.course, "unit": ref.spec.unit, "ttl": ttl},
+        "spec": {
+            "learner": learner,
+            "course": ref.spec.course,
+            "unit": ref.spec.unit,
+            "ttl": ttl,
+            **({"variant": ref.spec.variant} if ref.spec.variant else {}),
+        },
     }
 
 
