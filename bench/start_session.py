@@ -18,12 +18,12 @@ UNIT = "week21"
 
 
 def rendered_state(
-    learner: str, unit: str, extra_labels: dict[str, str] | None = None
+    learner: str, unit: str, extra_labels: dict[str, str] | None = None, course: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """The objects labenv would apply for this learner (all waves at once) and how many workloads
     must become ready."""
     catalog = default_catalog()
-    spec = SessionSpec(learner=learner, course=catalog.default_course, unit=unit)
+    spec = SessionSpec(learner=learner, course=course or catalog.default_course, unit=unit)
     resolved = session.resolve(catalog, spec)
     ctx = session.context(f"{learner}-{unit}", "labenv", spec, "ghcr.io/labenv/workspace:0.1.0")
     generated = credentials.missing(resolved.components, {})

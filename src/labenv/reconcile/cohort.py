@@ -33,6 +33,9 @@ class Member:
     phase: str
     message: str
     deleting: bool = False
+    # The status describes the current spec (observedGeneration caught up): a member just moved to
+    # another unit still shows its old Ready until the operator has looked at it.
+    current: bool = True
 
     @property
     def pooled(self) -> bool:
@@ -50,6 +53,7 @@ class Member:
             phase=status.get("phase") or "Pending",
             message=status.get("message") or "",
             deleting=bool(meta.get("deletionTimestamp")),
+            current=status.get("observedGeneration") == meta.get("generation"),
         )
 
 
@@ -161,8 +165,10 @@ def status(ref: CohortRef, members: Iterable[Member], previous: Mapping[str, Any
     members = [m for m in members if not m.deleting]
     learners = [m for m in members if not m.pooled]
     phases = Counter(m.phase for m in learners)
-    ready = phases.get("Ready", 0)
-    warm = sum(1 for m in members if m.pooled and m.phase == "Ready" and m.unit == ref.spec.unit)
+    ready = sum(1 for m in learners if m.phase == "Ready" and m.current and m.unit == ref.spec.unit)
+    warm = sum(
+        1 for m in members if m.pooled and m.phase == "Ready" and m.current and m.unit == ref.spec.unit
+    )
     failures = [
         {"learner": m.learner, "session": m.name, "reason": m.message}
         for m in sorted(learners, key=lambda m: m.name)
