@@ -216,11 +216,13 @@ async def list_sessions(kube: Kube, namespace: str | None, learner: str | None =
 
 
 async def wait_until_settled(kube: Kube, session: Obj, timeout: float) -> AsyncIterator[Obj]:
-    """Yield the session each time it changes, until Ready or Failed; raise on timeout."""
+    """Yield the session each time it changes, until Ready or Failed for its current spec; raise on
+    timeout. A session just claimed or moved to another unit still shows its old Ready until the
+    operator has looked at the new spec (observedGeneration)."""
     meta = session["metadata"]
     deadline = time.monotonic() + timeout
     yield session
-    if phase_of(session) in ("Ready", "Failed"):
+    if settled(session):
         return
     version = meta.get("resourceVersion")
     while (left := deadline - time.monotonic()) > 0:
@@ -242,13 +244,13 @@ async def wait_until_settled(kube: Kube, session: Obj, timeout: float) -> AsyncI
             if event["type"] == "DELETED":
                 raise NotFound(f"session: {meta['name']!r} was deleted while waiting")
             yield obj
-            if phase_of(obj) in ("Ready", "Failed"):
+            if settled(obj):
                 return
         if version is None:
             latest = await get(kube, meta["namespace"], meta["name"])
             version = latest["metadata"]["resourceVersion"]
             yield latest
-            if phase_of(latest) in ("Ready", "Failed"):
+            if settled(latest):
                 return
     raise LabenvError(f"session {meta['name']!r} is not Ready after {timeout:.0f}s: {message_of(session)}")
 
@@ -278,6 +280,12 @@ async def credentials(kube: Kube, session: Obj) -> dict[str, str]:
             f"session {session['metadata']['name']!r} has no credentials yet (phase {phase_of(session)})"
         )
     return {k: base64.b64decode(v).decode() for k, v in sorted((secret.get("data") or {}).items())}
+
+
+def settled(session: Mapping[str, Any]) -> bool:
+    """Ready or Failed, and the status speaks of the current spec."""
+    observed = (session.get("status") or {}).get("observedGeneration", 0)
+    return phase_of(session) in ("Ready", "Failed") and observed >= session["metadata"].get("generation", 0)
 
 
 def phase_of(session: Mapping[str, Any]) -> str:
