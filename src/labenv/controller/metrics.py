@@ -36,18 +36,23 @@ class OperatorCollector(Collector):
     """Sessions by phase, course and unit, and the API requests made, read at scrape time."""
 
     def __init__(
-        self, statuses: Callable[[], Iterable[Mapping[str, Any]]], requests: Callable[[], int]
+        self,
+        statuses: Callable[[], Iterable[Mapping[str, Any]]],
+        requests: Callable[[], Mapping[tuple[str, str], int]],
     ) -> None:
         self._statuses = statuses
         self._requests = requests
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
-        yield CounterMetricFamily(
+        requests = CounterMetricFamily(
             "labenv_api_requests",
-            "Requests the operator's reconcilers sent to the API "
-            "server (Kopf's own watches and bookkeeping not included).",
-            value=self._requests(),
+            "Requests the operator's reconcilers sent to the API server, by verb and resource "
+            "(Kopf's own watches and bookkeeping not included).",
+            labels=["verb", "resource"],
         )
+        for (verb, resource), count in sorted(self._requests().items()):
+            requests.add_metric([verb, resource], count)
+        yield requests
         family = GaugeMetricFamily(
             "labenv_sessions", "LabSessions by phase, course and unit.", labels=["phase", "course", "unit"]
         )
@@ -60,7 +65,9 @@ class OperatorCollector(Collector):
 
 
 def serve(
-    port: int, statuses: Callable[[], Iterable[Mapping[str, Any]]], requests: Callable[[], int]
+    port: int,
+    statuses: Callable[[], Iterable[Mapping[str, Any]]],
+    requests: Callable[[], Mapping[tuple[str, str], int]],
 ) -> None:
     """Expose /metrics; port 0 turns metrics off (several operators in one test run)."""
     REGISTRY.register(OperatorCollector(statuses, requests))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,17 @@ async def _error(resp: aiohttp.ClientResponse) -> ApiError:
     )
 
 
+def resource_of(path: str) -> str:
+    """`/api/v1/namespaces/x/pods/p/log` -> `pods/log`; `/apis/apps/v1` -> `discovery`."""
+    parts = path.split("?", maxsplit=1)[0].strip("/").split("/")
+    rest = parts[2:] if parts[0] == "api" else parts[3:]
+    if len(rest) > 2 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return "discovery"
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
+
+
 def _require_kubeconfig(kubeconfig: str | None) -> None:
     """A named kubeconfig that does not exist is the user's mistake, not a reason to try in-cluster."""
     paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
@@ -102,7 +114,8 @@ class Kube:
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
         self._discovered: dict[str, bool] = {}
         self._discovery_lock = asyncio.Lock()
-        self.requests = 0  # API requests made, for benchmarks and metrics
+        # API requests made, by (verb, resource), for metrics and benchmarks
+        self.requests: Counter[tuple[str, str]] = Counter()
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
@@ -153,7 +166,7 @@ class Kube:
         timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
-        self.requests += 1
+        self.requests[(method, resource_of(path))] += 1
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,
