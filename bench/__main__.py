@@ -1,4 +1,4 @@
-"""`python -m bench [start|cohort|all]`: run benchmarks and write bench/results/*.json."""
+"""`python -m bench [start|cohort|warm|all]`: run benchmarks and write bench/results/*.json."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from bench.harness import bench_cluster, save
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("suite", nargs="?", default="all", choices=["start", "cohort", "all"])
+    parser.add_argument("suite", nargs="?", default="all", choices=["start", "cohort", "warm", "all"])
     parser.add_argument("--runs", type=int, default=5, help="runs of `labenv start` (median reported)")
     parser.add_argument("--sizes", default="50,100,200", help="cohort sizes")
+    parser.add_argument("--pool", type=int, default=20, help="warm pool size (one claim each)")
     args = parser.parse_args()
     if args.suite in ("start", "all"):
         with bench_cluster() as bench:
@@ -33,6 +34,12 @@ def main() -> None:
         path = save("cohort_week21", result)
         print(json.dumps(result, indent=2))
         print(f"saved {path}")
+    if args.suite in ("warm", "all"):
+        with bench_cluster() as bench:
+            claims = cohort_scale.warm_pool(bench, args.pool, Path(tempfile.mkdtemp()))
+        path = save("warm_claim_week21", {"pool": args.pool, "claim_to_ready_s": claims})
+        p95, median = claims["p95"], claims["median"]
+        print(f"warm-pool claim to Ready: p95 {p95:.2f}s, median {median:.2f}s (target p95 <= 1 s)")
 
 
 if __name__ == "__main__":

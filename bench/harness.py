@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,31 +33,29 @@ class Bench:
     metrics_port: int = 0
 
     def labenv(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "labenv.cli", *args],
-            env=self.env,
-            text=True,
-            capture_output=True,
-            check=True,
-        )
+        return self._run([sys.executable, "-m", "labenv.cli", *args])
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.cluster.kubectl), *args],
-            env=self.env,
-            text=True,
-            input=stdin,
-            capture_output=True,
-            check=True,
-        )
+        return self._run([str(self.cluster.kubectl), *args], stdin)
 
-    def operator_requests(self) -> float:
-        """The operator's own API request count, from its metrics."""
+    def _run(self, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run to completion; a failure raises with the command's own error text."""
+        done = subprocess.run(argv, env=self.env, text=True, input=stdin, capture_output=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(argv[:4])} failed: {done.stderr.strip()[-2000:]}")
+        return done
+
+    def operator_requests(self) -> Counter[str]:
+        """The operator's own API requests so far by `verb resource`, from its metrics."""
+        counts: Counter[str] = Counter()
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
             for line in r.read().decode().splitlines():
-                if line.startswith("labenv_api_requests_total "):
-                    return float(line.split()[1])
-        raise RuntimeError("the operator publishes no labenv_api_requests_total")
+                if line.startswith("labenv_api_requests_total{"):
+                    labels, value = line.rsplit(" ", 1)
+                    verb = labels.split('verb="')[1].split('"')[0]
+                    resource = labels.split('resource="')[1].split('"')[0]
+                    counts[f"{verb} {resource}"] += int(float(value))
+        return counts
 
     def operator_peak_rss_mb(self) -> float:
         """Peak resident memory of the operator process so far (VmHWM)."""

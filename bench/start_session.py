@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from bench.harness import Bench, summary, timed
+from labenv import names
 from labenv.api import SessionSpec
 from labenv.catalog.loader import default_catalog
 from labenv.components import credentials
@@ -43,6 +44,8 @@ def rendered_state(
     ]
     for obj in objects:
         obj["metadata"].setdefault("labels", {}).update(extra_labels or {})
+    # Owned by no LabSession: without this label the operator's sweeper leaves the floor alone.
+    state.namespace["metadata"]["labels"].pop(names.LABEL_SESSION_UID)
     workloads = sum(len(p.component.readiness) for p in state.components)
     return objects, workloads
 
