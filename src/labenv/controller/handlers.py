@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -26,6 +26,7 @@ from labenv.controller import metrics
 from labenv.controller.cloud import SessionClouds
 from labenv.controller.cohorts import CohortReconciler
 from labenv.controller.config import OperatorConfig
+from labenv.controller.peering import is_active
 from labenv.controller.reconciler import Reconciler, RetryLater
 from labenv.controller.sweeper import sweep_forever
 from labenv.errors import ClusterUnavailable
@@ -71,12 +72,26 @@ async def start(
     memo.reconciler = Reconciler(memo.kube, default_catalog(), config, SessionClouds.from_env(memo.kube))
     memo.cohorts = CohortReconciler(memo.kube, default_catalog())
     metrics.serve(config.metrics_port, memo.reconciler.session_phases, lambda: memo.kube.requests)
-    memo.sweeper = asyncio.create_task(sweep_forever(memo.kube, config.sweep_interval))
+    memo.sweeper = asyncio.create_task(
+        sweep_forever(memo.kube, config.sweep_interval, _activity_check(memo.kube, settings))
+    )
     logger.info(
         "labenv operator started: %d courses, %d components",
         len(memo.reconciler.catalog.courses),
         len(memo.reconciler.catalog.components),
     )
+
+
+def _activity_check(kube: Kube, settings: kopf.OperatorSettings) -> Callable[[], Awaitable[bool]]:
+    """Standalone: always active. Peered: only while Kopf lets this replica run its handlers."""
+    peering = settings.peering
+
+    async def active() -> bool:
+        if peering.standalone:
+            return True
+        return await is_active(kube, peering.name, peering.priority)
+
+    return active
 
 
 @kopf.on.cleanup()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,9 +74,13 @@ async def sweep_once(kube: Kube, now: datetime, delete_orphans: bool = True) -> 
     return result
 
 
-async def sweep_forever(kube: Kube, interval: float) -> None:
+async def sweep_forever(kube: Kube, interval: float, active: Callable[[], Awaitable[bool]]) -> None:
+    """Sweep every `interval` seconds while this replica is the active one."""
     while True:
         try:
+            if not await active():
+                await asyncio.sleep(interval)
+                continue
             result = await sweep_once(kube, api.now())
             for name in result.expired:
                 log.info("session %s expired and was deleted", name)
