@@ -9,11 +9,9 @@ as soon as the session's namespace (and with it the ServiceAccount) is deleted, 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from labenv import api, names
@@ -118,8 +116,7 @@ async def issue(
             ) from exc
         raise
     status = granted.get("status") or {}
-    ca_file = kube.ca_cert_file
-    ca_data = await asyncio.to_thread(Path(ca_file).read_bytes) if ca_file else None
+    ca_data = kube.ca_pem.encode() if kube.ca_pem else None
     config = build_kubeconfig(kube.host, ca_data, kube.verifies_tls, namespace, status["token"], name)
     return LearnerKubeconfig(
         session=name,

@@ -53,6 +53,7 @@ from labenv.controller.config import OperatorConfig
 from labenv.controller.reconciler import Reconciler, RetryLater
 from labenv.controller.sweeper import sweep_once
 from labenv.kube.client import ApiError, Kube
+from labenv.kube.credentials import Credentials
 from labenv.reconcile import cohort, session
 from labenv.reconcile.status import WorkloadState
 from tests.unit.test_catalog_renders import render  # every unit rendered once per test run (cached)
@@ -181,15 +182,11 @@ class FakeApiServer(Kube):
     """`Kube` with its one network method replaced by a dict; records what RBAC would be asked."""
 
     def __init__(self) -> None:
-        super().__init__(api=None)  # type: ignore[arg-type]  # never used: `request` is replaced
+        super().__init__(Credentials(server="https://fake.invalid"), session=None)  # type: ignore[arg-type]
         self.objects: dict[tuple[str, str, str, str], Obj] = {}
         self.asked: set[Perm] = set()
         self.roles: list[Obj] = []  # every Role as it was applied or created
         self.uids = 0
-
-    @property
-    def host(self) -> str:
-        return "fake"
 
     def put(self, obj: Obj) -> Obj:
         group = obj["apiVersion"].rpartition("/")[0]

@@ -26,6 +26,7 @@ from labenv.controller.cloud import SessionClouds, SessionStackSource
 from labenv.controller.reconciler import SessionRef
 from labenv.errors import InvalidInput
 from labenv.kube.client import ApiError, Kube
+from labenv.kube.credentials import Credentials
 from labenv.reconcile import cloud, cohort, session, status
 from labenv.reconcile.status import WorkloadState
 from labenv.sessions import StartRequest, plan_session
@@ -291,7 +292,7 @@ class FakeKube(Kube):
     """The verbs the cloud glue uses, on a dict; every write is logged in order with the runner's."""
 
     def __init__(self, log: list[str]) -> None:
-        super().__init__(api=None)  # type: ignore[arg-type]  # never used: the verbs are replaced
+        super().__init__(Credentials(server="https://fake.invalid"), session=None)  # type: ignore[arg-type]
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.log = log
         self.version = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -27,16 +26,11 @@ LearnerOpt = Annotated[
 ]
 
 
-def _kubeconfig(value: str | None) -> str | None:
-    # $KUBECONFIG may list several files; kubernetes_asyncio merges them when given none.
-    return None if value is None or os.pathsep in value else value
-
-
 def with_kube(fn: Callable[..., Coroutine[Any, Any, T]], kubeconfig: str | None, *args: Any) -> T:
     """Run one command's API work on a fresh connection, closed afterwards."""
 
     async def go() -> T:
-        async with await Kube.connect(_kubeconfig(kubeconfig)) as kube:
+        async with await Kube.connect(kubeconfig) as kube:
             return await fn(kube, *args)
 
     return asyncio.run(go())

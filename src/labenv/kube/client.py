@@ -1,15 +1,15 @@
 """The one place that talks to the Kubernetes API.
 
-Built on `kubernetes_asyncio` for what an official client does best (kubeconfig and in-cluster
-loading, TLS, exec and token auth) and raw JSON for objects: labenv renders plain dicts, applies
-them with server-side apply under one field manager, and never needs generated model classes.
+aiohttp with the credentials `labenv.kube.credentials` finds, and raw JSON for objects: labenv
+renders plain dicts, applies them with server-side apply under one field manager, and never needs
+generated model classes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -17,12 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.config.config_exception import ConfigException
 
 from labenv import names
 from labenv.errors import ClusterUnavailable, LabenvError
+from labenv.kube.credentials import Credentials, load
 
 Obj = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
@@ -99,18 +97,12 @@ def resource_of(path: str) -> str:
     return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
 
 
-def _require_kubeconfig(kubeconfig: str | None) -> None:
-    """A named kubeconfig that does not exist is the user's mistake, not a reason to try in-cluster."""
-    paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG", "")).split(os.pathsep) if p]
-    if paths and not any(os.path.isfile(os.path.expanduser(p)) for p in paths):
-        raise ClusterUnavailable(f"kubeconfig: {os.pathsep.join(paths)} does not exist")
-
-
 class Kube:
     """An API connection; one per process (the operator) or per command (the CLI)."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
-        self._api = api
+    def __init__(self, credentials: Credentials, session: aiohttp.ClientSession) -> None:
+        self._credentials = credentials
+        self._session = session
         self._resources: dict[tuple[str, str], ResourceInfo] = {}
         self._discovered: dict[str, bool] = {}
         self._discovery_lock = asyncio.Lock()
@@ -120,35 +112,28 @@ class Kube:
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         """Find credentials as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
-        configuration = k8s.Configuration()
-        _require_kubeconfig(kubeconfig)
+        credentials = await asyncio.to_thread(load, kubeconfig, context)
         try:
-            await k8s_config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration
-            )
-        except (ConfigException, FileNotFoundError, TypeError) as exc:
-            try:
-                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            except ConfigException:
-                raise ClusterUnavailable(f"kubeconfig: no usable cluster credentials ({exc})") from exc
-        return cls(k8s.ApiClient(configuration))
+            tls = credentials.ssl_context()
+        except (ssl.SSLError, ValueError) as exc:
+            raise ClusterUnavailable(f"kubeconfig: unusable certificate or key: {exc}") from exc
+        return cls(credentials, aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)))
 
     @property
     def host(self) -> str:
-        return str(self._api.configuration.host)
+        return self._credentials.server
 
     @property
-    def ca_cert_file(self) -> str | None:
-        """The CA bundle this connection trusts (a file the kubeconfig names or the client wrote)."""
-        path = self._api.configuration.ssl_ca_cert
-        return str(path) if path else None
+    def ca_pem(self) -> str | None:
+        """The CA this connection trusts, as the kubeconfig gave it (PEM)."""
+        return self._credentials.ca_pem
 
     @property
     def verifies_tls(self) -> bool:
-        return bool(self._api.configuration.verify_ssl)
+        return not self._credentials.insecure
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._session.close()
 
     async def __aenter__(self) -> Kube:
         return self
@@ -167,16 +152,19 @@ class Kube:
     ) -> aiohttp.ClientResponse:
         params = [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (query or {}).items()]
         self.requests[(method, resource_of(path))] += 1
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
-            resp: aiohttp.ClientResponse = await self._api.call_api(
-                path,
+            authorization = await self._credentials.authorization()
+            if authorization:
+                headers["Authorization"] = authorization
+            resp = await self._session.request(
                 method,
-                query_params=params,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout,
+                self._credentials.server + path,
+                params=params,
+                data=None if body is None else json.dumps(body),
+                headers=headers,
+                timeout=timeout,
+                server_hostname=self._credentials.tls_server_name,
             )
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as exc:
             raise ClusterUnavailable(f"cannot reach the Kubernetes API at {self.host}: {exc}") from exc
@@ -197,11 +185,16 @@ class Kube:
         timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         """Send; a 429 (e.g. a new CRD's storage still initialising) is retried after Retry-After,
-        as kubectl and Kopf do."""
+        as kubectl and Kopf do, and a 401 once with renewed credentials."""
+        renewed = False
         for attempt in range(TOO_MANY_REQUESTS_RETRIES):
             try:
                 return await self._send_once(method, path, body, query, content_type, timeout)
             except ApiError as exc:
+                if exc.status == 401 and not renewed:  # an expired token: get a fresh one, once
+                    self._credentials.renew()
+                    renewed = True
+                    continue
                 if exc.status != 429 or attempt == TOO_MANY_REQUESTS_RETRIES - 1:
                     raise
                 await asyncio.sleep(min(exc.retry_after or 1.0, 5.0))
