@@ -109,6 +109,22 @@ def test_second_start_returns_the_existing_session(cli: Cli, week21: dict[str, A
     assert json.loads(again.stdout)["metadata"]["uid"] == week21["metadata"]["uid"]
 
 
+def test_a_deleted_workload_is_restored_and_its_volume_kept(cli: Cli, week21: dict[str, Any]) -> None:
+    volume = cli.get("pvc", "data-kafka-0", "-n", "lab-ada-week21")["metadata"]["uid"]
+    old = cli.get("statefulset", "kafka", "-n", "lab-ada-week21")["metadata"]["uid"]
+    cli.kubectl("delete", "statefulset", "kafka", "-n", "lab-ada-week21", "--wait=false")
+
+    def restored() -> bool:
+        found = cli.kubectl("get", "statefulset", "kafka", "-n", "lab-ada-week21", "-o", "json", check=False)
+        return found.returncode == 0 and json.loads(found.stdout)["metadata"]["uid"] != old
+
+    cli.wait_for("the StatefulSet to be re-created", restored, timeout=60)
+    cli.wait_for(
+        "the session to be Ready again", lambda: session(cli, "ada-week21")["status"]["phase"] == "Ready"
+    )
+    assert cli.get("pvc", "data-kafka-0", "-n", "lab-ada-week21")["metadata"]["uid"] == volume
+
+
 def test_credentials_survive_an_operator_kill_and_a_reconcile(
     cli: Cli, operator: Operator, week21: dict[str, Any]
 ) -> None:

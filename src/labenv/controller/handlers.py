@@ -127,7 +127,16 @@ for _group, _version, _plural in WORKLOADS:
 def sessions_by_key(
     *, body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(namespace or "", name): dict(body)}
+    return {(namespace or "", name): without_bookkeeping(body)}
+
+
+def without_bookkeeping(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler reads of a session, without managedFields and Kopf's annotations (a
+    copy of the spec): at hundreds of sessions they are most of the index's memory."""
+    meta = body["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(KOPF_PREFIX)}
+    trimmed = {k: v for k, v in meta.items() if k != "managedFields"}
+    return {**body, "metadata": {**trimmed, "annotations": annotations}}
 
 
 def _workloads(key: tuple[str, str], kwargs: Mapping[str, Any]) -> list[WorkloadState]:
@@ -170,8 +179,9 @@ async def converge_session(
 
 
 async def _workload_changed(
-    *, namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any
+    *, type: str, namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any
 ) -> None:
+    """Refresh the session's status; a workload deleted from under a live session is restored."""
     if not _in_its_lab(namespace, labels):
         return
     key = (labels.get(names.LABEL_SESSION_NAMESPACE, ""), labels[names.LABEL_SESSION])
@@ -179,7 +189,10 @@ async def _workload_changed(
     if not bodies:
         return
     body = next(iter(bodies))
-    await memo.reconciler.report(body, _workloads(key, kwargs))
+    if type == "DELETED":
+        await memo.reconciler.restore(body, _workloads(key, kwargs))
+    else:
+        await memo.reconciler.report(body, _workloads(key, kwargs))
 
 
 for _group, _version, _plural in WORKLOADS:

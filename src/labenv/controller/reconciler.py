@@ -182,8 +182,10 @@ class Reconciler:
             raise RetryLater(stack.condition.message, delay=stack.retry_after)
 
     async def _converge(
-        self, ref: SessionRef, workloads: list[status.WorkloadState]
+        self, ref: SessionRef, workloads: list[status.WorkloadState], only_unblocked: bool = False
     ) -> cloud.CloudState | None:
+        """The whole pass; `only_unblocked` when nothing but a dependency's readiness changed since
+        the last full pass of this spec: then only the components it unblocks are applied."""
         try:
             spec = api.SessionSpec.model_validate(ref.spec)
             resolved = session.resolve(self.catalog, spec)
@@ -193,7 +195,8 @@ class Reconciler:
             return None
         local = cloud.in_namespace(resolved, plan)  # without what the cloud stack provides
         ctx = session.context(ref.name, ref.namespace, spec, self.config.workspace_image)
-        await self._ensure_namespace(ref, ctx, local.components)
+        if not only_unblocked:
+            await self._ensure_namespace(ref, ctx, local.components)
         generated = await self._ensure_generated(ctx, resolved.components)
         if names.ANNOTATION_RESET in ref.annotations:
             await self._reset(ref, ctx, ref.annotations[names.ANNOTATION_RESET])
@@ -202,7 +205,10 @@ class Reconciler:
         except LabenvError as exc:
             await self._report_invalid(ref, exc)
             return None
-        await self._apply_all([*desired.tenancy, desired.connection_secret, *cloud.managed_egress(ctx, plan)])
+        if not only_unblocked:
+            await self._apply_all(
+                [*desired.tenancy, desired.connection_secret, *cloud.managed_egress(ctx, plan)]
+            )
         stack = None
         if plan is not None:
             stack = await self.clouds.ensure(ref, spec, plan, ctx, generated, expires_at(ref, spec))
@@ -218,22 +224,45 @@ class Reconciler:
         )
         ready = status.ready_components(conditions, resolved.components)
         now_applying = [p for p in desired.eligible(ready) if not missing.get(p.name)]
-        await self._apply_all([obj for plan in now_applying for obj in plan.objects])
+        applied_before = set(ref.status.get("appliedComponents", []))
+        await self._apply_all(
+            [
+                obj
+                for plan in now_applying
+                if not (only_unblocked and plan.name in applied_before)
+                for obj in plan.objects
+            ]
+        )
 
         wanted = {c.name for c in resolved.components}
-        applied_before = set(ref.status.get("appliedComponents", []))
         await self._prune(ctx, applied_before - wanted, resolved)
         applied = sorted((applied_before & wanted) | {p.name for p in now_applying})
         await self._write_status(ref, spec, resolved, desired, applied, workloads, missing, stack)
         return stack
 
+    async def restore(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+        """A workload is gone: converge, unless the session or its namespace is going too."""
+        ref = SessionRef.from_body(body)
+        if ref.deleting:
+            return
+        namespace = await self.kube.get("v1", "Namespace", ref.lab_namespace)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            await self.converge(body, workloads)
+        except RetryLater as exc:  # an event handler is not retried: the next event or restart is
+            log.info("session %s/%s: restoring later: %s", ref.namespace, ref.name, exc)
+
     async def report(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
-        """A workload changed: refresh status, and converge when it unblocks a waiting component."""
+        """A workload changed: refresh status, and apply the components its readiness unblocks.
+        (A deleted workload is restored by `converge`; a spec not yet looked at is converge's too.)"""
         ref = SessionRef.from_body(body)
         if ref.deleting:
             return
         async with self.lock(ref.key):
             ref = self._latest(ref)
+            if ref.status.get("observedGeneration") != ref.generation:
+                return  # converge has not looked at this spec yet; it writes the status first
             workloads = list(workloads)
             try:
                 spec = api.SessionSpec.model_validate(ref.spec)
@@ -254,12 +283,8 @@ class Reconciler:
                 for c in local.components
                 if c.name not in applied and not missing.get(c.name) and all(d in ready for d in c.depends_on)
             ]
-            missing_workload = any(
-                c.name in applied and "not found" in cond.message
-                for c, cond in zip(resolved.components, conditions, strict=True)
-            )
-            if unblocked or missing_workload:
-                await self._converge(ref, workloads)
+            if unblocked:
+                await self._converge(ref, workloads, only_unblocked=True)
                 return
             await self._write_conditions(
                 ref, spec, [*conditions, *cloud.conditions(stack)], failure=stack.failure if stack else None
