@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from labenv import quantity
 from labenv.api import SessionSpec
 from labenv.catalog.loader import default_catalog
 from labenv.components import credentials
-from labenv.components.model import PodSecurity, PodSecurityLevel
+from labenv.components.model import LearnerRule, PodSecurity, PodSecurityLevel
 from labenv.reconcile import session, tenancy
 
 
@@ -76,3 +79,33 @@ def test_credentials_are_generated_once() -> None:
     assert credentials.missing(components, first) == {}
     partial = {k: v for k, v in first.items() if k != "postgres-password"}
     assert set(credentials.missing(components, partial)) == {"postgres-password"}
+
+
+def _learner_groups(state: session.DesiredState) -> set[str]:
+    role = next(o for o in state.tenancy if o["kind"] == "Role")
+    return {g for rule in role["rules"] for g in rule["apiGroups"]}
+
+
+def test_istio_routing_is_granted_only_in_units_that_enrol_in_the_mesh() -> None:
+    catalog = default_catalog()
+    mesh_units = [u for u in catalog.courses["infra-36w"].units if "istio" in u.components]
+    assert mesh_units
+    assert "networking.istio.io" in _learner_groups(state_for(mesh_units[0].id))
+    assert "networking.istio.io" not in _learner_groups(state_for("week21"))
+
+
+@pytest.mark.parametrize(
+    ("rule", "field"),
+    [
+        (
+            {"api_groups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["create"]},
+            "api_groups",
+        ),
+        ({"api_groups": [""], "resources": ["resourcequotas"], "verbs": ["update"]}, "api_groups"),
+        ({"api_groups": ["example.io"], "resources": ["*"], "verbs": ["get"]}, "resources"),
+        ({"api_groups": ["example.io"], "resources": ["widgets"], "verbs": ["escalate"]}, "verbs"),
+    ],
+)
+def test_a_component_cannot_grant_learners_a_way_out(rule: dict[str, list[str]], field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        LearnerRule.model_validate(rule)

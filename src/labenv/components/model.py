@@ -87,6 +87,52 @@ class PodSecurity(BaseModel):
     reason: str | None = None
 
 
+# What a component may let the learner do beyond labenv's base Role: lab work on its own API objects,
+# never RBAC, quota, isolation or impersonation (those would let one learner out of the lab).
+LEARNER_VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"})
+_NEVER_TO_LEARNERS = frozenset(
+    {"rbac.authorization.k8s.io", "networking.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io"}
+)
+
+
+class LearnerRule(BaseModel):
+    """An RBAC rule the learner gets in the lab namespace when the unit has this component."""
+
+    model_config = _STRICT
+    api_groups: tuple[str, ...] = Field(min_length=1)
+    resources: tuple[str, ...] = Field(min_length=1)
+    verbs: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("api_groups")
+    @classmethod
+    def _lab_apis_only(cls, groups: tuple[str, ...]) -> tuple[str, ...]:
+        for group in groups:
+            if group in ("", "*") or group in _NEVER_TO_LEARNERS:
+                raise ValueError(f"{group or 'the core group'!r} is not a component's to grant")
+        return groups
+
+    @field_validator("resources")
+    @classmethod
+    def _named_resources(cls, resources: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in resources:
+            raise ValueError("'*': name the resources")
+        return resources
+
+    @field_validator("verbs")
+    @classmethod
+    def _lab_verbs_only(cls, verbs: tuple[str, ...]) -> tuple[str, ...]:
+        if extra := set(verbs) - LEARNER_VERBS:
+            raise ValueError(f"{sorted(extra)}: only {sorted(LEARNER_VERBS)}")
+        return verbs
+
+    def as_rbac(self) -> dict[str, list[str]]:
+        return {
+            "apiGroups": list(self.api_groups),
+            "resources": list(self.resources),
+            "verbs": list(self.verbs),
+        }
+
+
 class Component(BaseModel):
     model_config = _STRICT
 
@@ -107,6 +153,7 @@ class Component(BaseModel):
     # API group/versions the component's objects need from the cluster (e.g. Istio's CRDs); when
     # one is missing the component's condition says so instead of failing the whole session.
     requires_apis: tuple[str, ...] = ()
+    learner_rules: tuple[LearnerRule, ...] = ()
     templates: tuple[str, ...] = ()
 
     @field_validator("images")

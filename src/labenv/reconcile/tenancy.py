@@ -68,17 +68,6 @@ LEARNER_RULES: list[Obj] = [
     {"apiGroups": ["networking.k8s.io"], "verbs": _WORKLOAD_VERBS, "resources": ["ingresses"]},
     {"apiGroups": ["networking.k8s.io"], "verbs": _READ_VERBS, "resources": ["networkpolicies"]},
     {"apiGroups": ["events.k8s.io"], "verbs": _READ_VERBS, "resources": ["events"]},
-    # Istio labs route and secure their own services; harmless where Istio is not installed.
-    {
-        "apiGroups": ["networking.istio.io"],
-        "verbs": _WORKLOAD_VERBS,
-        "resources": ["virtualservices", "destinationrules", "gateways", "serviceentries"],
-    },
-    {
-        "apiGroups": ["security.istio.io"],
-        "verbs": _WORKLOAD_VERBS,
-        "resources": ["peerauthentications", "authorizationpolicies", "requestauthentications"],
-    },
 ]
 
 
@@ -203,7 +192,13 @@ def network_policies(ctx: SessionContext) -> list[Obj]:
     ]
 
 
-def learner_identity(ctx: SessionContext) -> list[Obj]:
+def learner_rules(components: Iterable[Component]) -> list[Obj]:
+    """The base Role, plus what the unit's components grant for their own APIs (Istio routing, for
+    instance, only in units that enrol in the mesh)."""
+    return [*LEARNER_RULES, *(rule.as_rbac() for c in components for rule in c.learner_rules)]
+
+
+def learner_identity(ctx: SessionContext, components: Iterable[Component]) -> list[Obj]:
     account = names.LEARNER_SERVICE_ACCOUNT
     return [
         {
@@ -216,7 +211,7 @@ def learner_identity(ctx: SessionContext) -> list[Obj]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": _metadata(account, ctx),
-            "rules": LEARNER_RULES,
+            "rules": learner_rules(components),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -243,4 +238,9 @@ def connection_secret(ctx: SessionContext, settings: Mapping[str, str]) -> Obj:
 
 def objects(ctx: SessionContext, components: Iterable[Component]) -> list[Obj]:
     components = list(components)
-    return [resource_quota(ctx, components), limit_range(ctx), *network_policies(ctx), *learner_identity(ctx)]
+    return [
+        resource_quota(ctx, components),
+        limit_range(ctx),
+        *network_policies(ctx),
+        *learner_identity(ctx, components),
+    ]
