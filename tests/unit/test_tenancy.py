@@ -109,3 +109,14 @@ def test_istio_routing_is_granted_only_in_units_that_enrol_in_the_mesh() -> None
 def test_a_component_cannot_grant_learners_a_way_out(rule: dict[str, list[str]], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         LearnerRule.model_validate(rule)
+
+
+def test_in_a_virtual_cluster_unit_the_learner_only_reads_the_lab_namespace() -> None:
+    catalog = default_catalog()
+    unit = next(u for u in catalog.courses["infra-36w"].units if "vcluster" in u.components)
+    role = next(o for o in state_for(unit.id).tenancy if o["kind"] == "Role")
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert verbs == {"get", "list", "watch"}
+    assert "secrets" in resources  # the virtual cluster's kubeconfig
+    assert not resources & {"pods/exec", "pods/attach", "pods/portforward"}

@@ -154,6 +154,10 @@ class Component(BaseModel):
     # one is missing the component's condition says so instead of failing the whole session.
     requires_apis: tuple[str, ...] = ()
     learner_rules: tuple[LearnerRule, ...] = ()
+    # False: the learner works inside what the component provides (a virtual cluster) and only reads
+    # the lab namespace, so they cannot start a pod under the component's own ServiceAccount and
+    # borrow rights the learner Role withholds (the vCluster syncer writes Endpoints and pod status).
+    learner_writes_namespace: bool = True
     templates: tuple[str, ...] = ()
 
     @field_validator("images")

@@ -192,10 +192,26 @@ def network_policies(ctx: SessionContext) -> list[Obj]:
     ]
 
 
+# Subresources that reach into a running pod, and with it into its ServiceAccount's token.
+_INTO_PODS = {"pods/exec", "pods/attach", "pods/portforward"}
+
+
+def _read_only(rule: Obj) -> Obj:
+    return {
+        **rule,
+        "verbs": [v for v in rule["verbs"] if v in _READ_VERBS],
+        "resources": [r for r in rule["resources"] if r not in _INTO_PODS],
+    }
+
+
 def learner_rules(components: Iterable[Component]) -> list[Obj]:
-    """The base Role, plus what the unit's components grant for their own APIs (Istio routing, for
-    instance, only in units that enrol in the mesh)."""
-    return [*LEARNER_RULES, *(rule.as_rbac() for c in components for rule in c.learner_rules)]
+    """The base Role (read-only when a component keeps the namespace to itself), plus what the unit's
+    components grant for their own APIs (Istio routing, only in units that enrol in the mesh)."""
+    components = list(components)
+    base = LEARNER_RULES
+    if not all(c.learner_writes_namespace for c in components):
+        base = [_read_only(rule) for rule in LEARNER_RULES]
+    return [*base, *(rule.as_rbac() for c in components for rule in c.learner_rules)]
 
 
 def learner_identity(ctx: SessionContext, components: Iterable[Component]) -> list[Obj]:
