@@ -49,6 +49,7 @@ def local_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     cluster = LocalCluster(TEST_CLUSTER)
     with _uncaptured(pytestconfig):
         try:
+            cluster.down(purge=True)  # what an interrupted run left behind would fail the audits
             cluster.up()
         except BaseException:
             cluster.down()  # keep state: the error names the log to read

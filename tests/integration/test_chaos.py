@@ -75,9 +75,20 @@ def wait_all_ready(cli: Cli, group: str, count: int, timeout: float) -> dict[str
         found = sessions(cli, group)
         return found if len(found) == count and all(phase(s) == "Ready" for s in found.values()) else None
 
-    result: dict[str, dict[str, Any]] = cli.wait_for(
-        f"all {count} sessions Ready", ready, timeout, interval=2
-    )
+    try:
+        result: dict[str, dict[str, Any]] = cli.wait_for(
+            f"all {count} sessions Ready", ready, timeout, interval=2
+        )
+    except AssertionError as exc:  # say which sessions are stuck, and where
+        stuck = {
+            name: {
+                "generation": s["metadata"].get("generation"),
+                **{k: v for k, v in (s.get("status") or {}).items() if k not in ("endpoints", "components")},
+            }
+            for name, s in sessions(cli, group).items()
+            if phase(s) != "Ready"
+        }
+        raise AssertionError(f"{exc}; not Ready: {json.dumps(stuck, indent=1)}") from None
     return result
 
 

@@ -336,7 +336,7 @@ async def converge_everything(
     ]
     body = session_body(kube, name, spec)
     body["status"] = {"appliedComponents": [c.name for c in resolved.components]}
-    await reconciler.converge(body, workloads)
+    await reconciler.converge(body, lambda: workloads)
     stored = kube.find(names.API_VERSION, names.SESSION_KIND, name, SESSIONS_NAMESPACE)
     assert stored is not None
     return stored
@@ -358,14 +358,14 @@ async def drive_operator(kube: FakeApiServer) -> None:
         applied = stored["status"]["appliedComponents"]
         stored["spec"] = smallest.model_dump(by_alias=True, exclude_none=True)
         stored["status"]["appliedComponents"] = applied
-        await reconciler.converge(stored, [])
+        await reconciler.converge(stored, list)
 
     # A plain session whose generated Secret lacks keys; then one of its components is reset.
     stored = await converge_everything(kube, reconciler, "bob", plain)
     secret = kube.find("v1", "Secret", names.GENERATED_SECRET, names.lab_namespace("bob"))
     assert secret is not None
     secret["data"] = {}
-    await reconciler.converge(stored, [])
+    await reconciler.converge(stored, list)
     component = session.resolve(CATALOG, plain).components[0].name
     stored["metadata"].setdefault("annotations", {})[names.ANNOTATION_RESET] = component
     claim_labels = {names.LABEL_SESSION: "bob", names.LABEL_COMPONENT: component}  # as a StatefulSet makes it
@@ -378,7 +378,7 @@ async def drive_operator(kube: FakeApiServer) -> None:
     )
     for _ in range(3):  # the first pass deletes and waits; the next one sees them gone
         try:
-            await reconciler.converge(stored, [])
+            await reconciler.converge(stored, list)
             break
         except RetryLater:
             continue

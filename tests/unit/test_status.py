@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labenv.api import Phase
+from labenv.api import Condition, Phase
 from labenv.catalog.loader import default_catalog
 from labenv.reconcile import status
 from labenv.reconcile.status import WorkloadState
@@ -90,3 +90,18 @@ def test_transition_time_changes_only_with_status() -> None:
     flipped = condition.model_copy(update={"status": "True"})
     changed = status.with_transition_times([flipped], first, "2026-01-01T00:05:00Z")
     assert changed[0]["lastTransitionTime"] == "2026-01-01T00:05:00Z"
+
+
+def test_only_a_change_of_status_or_reason_is_a_change_of_state() -> None:
+    def cond(status_: str, reason: str, message: str) -> Condition:
+        return Condition(
+            type="KafkaReady", status=status_, reason=reason, message=message, observedGeneration=1
+        )
+
+    written = {
+        "conditions": [cond("False", "Progressing", "StatefulSet kafka: not found").model_dump(by_alias=True)]
+    }
+    assert not status.changes_state(written, [cond("False", "Progressing", "StatefulSet kafka: 0/1 ready")])
+    assert status.changes_state(written, [cond("True", "Ready", "StatefulSet kafka: 1/1 ready")])
+    assert status.changes_state(written, [cond("False", "Failed", "Job topics: BackoffLimitExceeded")])
+    assert status.changes_state({}, [cond("False", "Progressing", "")])

@@ -169,7 +169,7 @@ async def converge_session(
     *, body: kopf.Body, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     try:
-        await memo.reconciler.converge(body, _workloads((namespace or "", name), kwargs))
+        await memo.reconciler.converge(body, lambda: _workloads((namespace or "", name), kwargs))
     except (RetryLater, ClusterUnavailable) as exc:
         raise _retry(exc, memo.config) from exc
     except ApiError as exc:
@@ -190,9 +190,9 @@ async def _workload_changed(
         return
     body = next(iter(bodies))
     if type == "DELETED":
-        await memo.reconciler.restore(body, _workloads(key, kwargs))
+        await memo.reconciler.restore(body, lambda: _workloads(key, kwargs))
     else:
-        await memo.reconciler.report(body, _workloads(key, kwargs))
+        await memo.reconciler.report(body, lambda: _workloads(key, kwargs))
 
 
 for _group, _version, _plural in WORKLOADS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -30,7 +30,14 @@ from labenv.kube.client import ApiError, Kube
 from labenv.reconcile import cloud, session, status, tenancy
 
 Obj = dict[str, Any]
+# The session's workloads as the operator's index holds them, read when a pass starts: a list taken
+# when the event arrived may be stale by the time the session's lock is free.
+Workloads = Callable[[], Iterable[status.WorkloadState]]
 log = logging.getLogger(__name__)
+# A change of progress messages alone ("0/1 ready" -> "StatefulSet kafka: 1/1 ready" of a component
+# still waiting for its Job) is written at most this often per session, with the latest seen;
+# a change of any condition's status or reason is written at once.
+STATUS_MESSAGE_DELAY = 1.0
 # What `labenv reset` removes of a component: its workloads, then the claims that hold its data.
 RESET_KINDS = (
     ("apps/v1", "StatefulSet"),
@@ -142,6 +149,29 @@ def report_transitions(
             metrics.RECONCILE_ERRORS.labels(c["reason"]).inc()
 
 
+def components_to_apply(
+    desired: session.DesiredState,
+    resolved: ResolvedUnit,
+    applied: Set[str],
+    workloads: Sequence[status.WorkloadState],
+    missing: Mapping[str, tuple[str, ...]],
+    generation: int,
+    stack: cloud.CloudState | None,
+) -> list[session.ComponentPlan]:
+    """The components whose dependencies are ready, to a fixpoint: one applied in this very pass may
+    be ready already (its objects left by a pass that died before writing status), and then its
+    dependants go now, since no later workload event may come to unblock them."""
+    chosen: list[session.ComponentPlan] = []
+    while True:
+        considered = sorted(set(applied) | {p.name for p in chosen})
+        conditions = cloud.observe(resolved.components, considered, workloads, missing, generation, stack)
+        ready = status.ready_components(conditions, resolved.components)
+        eligible = [p for p in desired.eligible(ready) if not missing.get(p.name)]
+        if len(eligible) == len(chosen):
+            return eligible
+        chosen = eligible
+
+
 class Reconciler:
     def __init__(
         self, kube: Kube, catalog: Catalog, config: OperatorConfig, clouds: SessionClouds | None = None
@@ -155,6 +185,8 @@ class Reconciler:
         # older than our own last write, and acting on it would redo finished work.
         self._written: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._phases: dict[tuple[str, str], Mapping[str, str]] = {}
+        self._deferred: dict[tuple[str, str], tuple[Mapping[str, Any], Workloads]] = {}
+        self._flushes: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     def lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -163,6 +195,10 @@ class Reconciler:
         self._locks.pop(key, None)
         self._written.pop(key, None)
         self._phases.pop(key, None)
+        self._deferred.pop(key, None)
+        flush = self._flushes.pop(key, None)
+        if flush:
+            flush.cancel()
 
     def session_phases(self) -> list[Mapping[str, str]]:
         """Phase, course and unit of every session this process reconciles (for metrics)."""
@@ -174,10 +210,10 @@ class Reconciler:
 
     # --- the whole loop ------------------------------------------------------------------------
 
-    async def converge(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+    async def converge(self, body: Mapping[str, Any], workloads: Workloads) -> None:
         ref = SessionRef.from_body(body)
         async with self.lock(ref.key):
-            stack = await self._converge(self._latest(ref), list(workloads))
+            stack = await self._converge(self._latest(ref), list(workloads()))
         if stack is not None and stack.retry_after is not None:
             raise RetryLater(stack.condition.message, delay=stack.retry_after)
 
@@ -214,17 +250,10 @@ class Reconciler:
             stack = await self.clouds.ensure(ref, spec, plan, ctx, generated, expires_at(ref, spec))
 
         missing = await self._missing_apis(local.components)
-        conditions = cloud.observe(
-            resolved.components,
-            ref.status.get("appliedComponents", []),
-            workloads,
-            missing,
-            ref.generation,
-            stack,
-        )
-        ready = status.ready_components(conditions, resolved.components)
-        now_applying = [p for p in desired.eligible(ready) if not missing.get(p.name)]
         applied_before = set(ref.status.get("appliedComponents", []))
+        now_applying = components_to_apply(
+            desired, resolved, applied_before, workloads, missing, ref.generation, stack
+        )
         await self._apply_all(
             [
                 obj
@@ -240,7 +269,7 @@ class Reconciler:
         await self._write_status(ref, spec, resolved, desired, applied, workloads, missing, stack)
         return stack
 
-    async def restore(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+    async def restore(self, body: Mapping[str, Any], workloads: Workloads) -> None:
         """A workload is gone: converge, unless the session or its namespace is going too."""
         ref = SessionRef.from_body(body)
         if ref.deleting:
@@ -253,7 +282,7 @@ class Reconciler:
         except RetryLater as exc:  # an event handler is not retried: the next event or restart is
             log.info("session %s/%s: restoring later: %s", ref.namespace, ref.name, exc)
 
-    async def report(self, body: Mapping[str, Any], workloads: Iterable[status.WorkloadState]) -> None:
+    async def report(self, body: Mapping[str, Any], workloads: Workloads, *, deferred: bool = False) -> None:
         """A workload changed: refresh status, and apply the components its readiness unblocks.
         (A deleted workload is restored by `converge`; a spec not yet looked at is converge's too.)"""
         ref = SessionRef.from_body(body)
@@ -263,7 +292,7 @@ class Reconciler:
             ref = self._latest(ref)
             if ref.status.get("observedGeneration") != ref.generation:
                 return  # converge has not looked at this spec yet; it writes the status first
-            workloads = list(workloads)
+            observed = list(workloads())
             try:
                 spec = api.SessionSpec.model_validate(ref.spec)
                 resolved = session.resolve(self.catalog, spec)
@@ -274,9 +303,7 @@ class Reconciler:
             local = cloud.in_namespace(resolved, plan)
             applied = ref.status.get("appliedComponents", [])
             missing = await self._missing_apis(local.components)
-            conditions = cloud.observe(
-                resolved.components, applied, workloads, missing, ref.generation, stack
-            )
+            conditions = cloud.observe(resolved.components, applied, observed, missing, ref.generation, stack)
             ready = status.ready_components(conditions, resolved.components)
             unblocked = [
                 c.name
@@ -284,11 +311,30 @@ class Reconciler:
                 if c.name not in applied and not missing.get(c.name) and all(d in ready for d in c.depends_on)
             ]
             if unblocked:
-                await self._converge(ref, workloads, only_unblocked=True)
+                await self._converge(ref, observed, only_unblocked=True)
                 return
-            await self._write_conditions(
-                ref, spec, [*conditions, *cloud.conditions(stack)], failure=stack.failure if stack else None
-            )
+            conditions = [*conditions, *cloud.conditions(stack)]
+            if not deferred and not status.changes_state(ref.status, conditions):
+                self._defer(ref.key, body, workloads)
+                return
+            self._deferred.pop(ref.key, None)
+            await self._write_conditions(ref, spec, conditions, failure=stack.failure if stack else None)
+
+    def _defer(self, key: tuple[str, str], body: Mapping[str, Any], workloads: Workloads) -> None:
+        self._deferred[key] = (body, workloads)
+        flush = self._flushes.get(key)
+        if flush is None or flush.done():
+            self._flushes[key] = asyncio.create_task(self._flush(key))
+
+    async def _flush(self, key: tuple[str, str]) -> None:
+        await asyncio.sleep(STATUS_MESSAGE_DELAY)
+        latest = self._deferred.pop(key, None)
+        if latest is None:
+            return  # a state change was written meanwhile, messages included
+        try:
+            await self.report(*latest, deferred=True)
+        except LabenvError as exc:  # the next workload event refreshes it
+            log.warning("session %s/%s: status refresh failed: %s", key[0], key[1], exc)
 
     # --- steps ---------------------------------------------------------------------------------
 

@@ -191,3 +191,9 @@ def observe(
 def ready_components(conditions: Iterable[Condition], components: Sequence[Component]) -> set[str]:
     ready_types = {c.type for c in conditions if c.status == "True"}
     return {c.name for c in components if names.condition_type(c.name) in ready_types}
+
+
+def changes_state(before: Mapping[str, Any], conditions: Iterable[Condition]) -> bool:
+    """Whether these conditions differ from the written status in more than their messages."""
+    old = {c.get("type"): (c.get("status"), c.get("reason")) for c in before.get("conditions", [])}
+    return any(old.get(c.type) != (c.status, c.reason) for c in conditions)
