@@ -367,6 +367,7 @@ def test_peered_replicas_run_with_the_charts_rights(cli: Cli, chart_operator: tu
     helm(cli, "upgrade", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE, *INSTALL_VALUES, *PEERED, "--wait")
     assert cli.get("deployment", "labenv-operator", "-n", RELEASE_NAMESPACE)["spec"]["replicas"] == 2
     assert can_i(cli, "patch", "clusterkopfpeerings.kopf.dev/labenv")
+    assert can_i(cli, "get", "clusterkopfpeerings.kopf.dev/labenv")  # the sweeper: am I active?
     assert not can_i(cli, "patch", "clusterkopfpeerings.kopf.dev/another-operator")
 
     def peers() -> set[str]:

@@ -111,11 +111,13 @@ KOPF_FRAMEWORK: set[Perm] = {
 
 # Kopf peering between replicas (LABENV_PEERING, peering.enabled in the chart): every replica lists and
 # watches the cluster-wide peering objects and merge-patches its heartbeat into its own one
-# (kopf/_core/engines/peering.py: touch, clean; kopf/_core/reactor/orchestration.py starts the watch).
+# (kopf/_core/engines/peering.py: touch, clean; kopf/_core/reactor/orchestration.py starts the watch);
+# the sweeper gets that object to know whether its replica is the active one (controller/peering.py).
 KOPF_PEERING: set[Perm] = {
     ("kopf.dev", "clusterkopfpeerings", "list"),
     ("kopf.dev", "clusterkopfpeerings", "watch"),
     ("kopf.dev", "clusterkopfpeerings", "patch"),
+    ("kopf.dev", "clusterkopfpeerings", "get"),
 }
 
 
@@ -559,7 +561,7 @@ FORBIDDEN: set[tuple[str, str]] = {
 CLUSTER_SCOPED_ALLOWED = {
     ("", "namespaces"): {"get", "list", "create", "patch", "delete"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("kopf.dev", "clusterkopfpeerings"): {"list", "watch", "patch"},
+    ("kopf.dev", "clusterkopfpeerings"): {"list", "watch", "patch", "get"},
 }
 ALL_FILES = [*RULE_FILES, PEERING_FILE]
 
@@ -587,7 +589,7 @@ def test_peering_rules_are_kopfs_and_patch_only_labenvs_peering_object() -> None
     rules = chart_rules([PEERING_FILE])
     assert expand(rules) == KOPF_PEERING
     for rule in rules:
-        if "patch" in rule["verbs"]:
+        if {"patch", "get"} & set(rule["verbs"]):
             assert rule.get("resourceNames") == [install.PEERING], rule
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     assert f"- name: LABENV_PEERING\n              value: {install.PEERING}\n" in deployment
