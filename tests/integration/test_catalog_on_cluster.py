@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from bench.start_session import rendered_state
-from labenv import names
 from labenv.catalog.loader import default_catalog
 from labenv.catalog.model import SupportMode
 from tests.integration.conftest import SESSIONS_NAMESPACE, Cli, Operator
@@ -34,9 +33,7 @@ def test_every_unit_passes_server_side_dry_run(cli: Cli) -> None:
     failures = []
     for index, (course, unit) in enumerate(SERVABLE):
         objects, _ = rendered_state(f"dry{index}", unit, course=course)
-        namespace, rest = objects[0], objects[1:]
-        # No session owns this namespace: without the owner label the operator's sweeper leaves it alone.
-        namespace["metadata"]["labels"].pop(names.LABEL_SESSION_UID)
+        namespace, rest = objects[0], objects[1:]  # owned by no session: the sweeper leaves it alone
         cli.kubectl(
             "apply", "--server-side", "--field-manager=catalog-test", "-f", "-", stdin=json.dumps(namespace)
         )
