@@ -3,7 +3,7 @@
 Three kinds of orphans:
 
 - lab namespaces labelled `managed-by=labenv` whose session UID no longer exists (the sweeper's own
-  rule, `labenv.controller.sweeper.find_orphans`; everything inside goes with the namespace);
+  rule, `find_orphans`, which the operator's sweeper shares; everything inside goes with the namespace);
 - objects labelled for a session (`labenv.io/session`, `labenv.io/session-namespace`) that does not
   exist, outside any lab namespace (what lives in a live session's namespace is the learner's);
 - cloud stacks made for a session that is gone, from the stack sources registered with
@@ -20,10 +20,29 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from labenv import names
-from labenv.controller.sweeper import find_orphans
 from labenv.kube.client import ApiError, Kube
 
 Obj = dict[str, Any]
+MANAGED_NAMESPACES = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_SESSION_UID}"
+
+
+async def find_orphans(kube: Kube) -> tuple[list[dict[str, Any]], list[str]]:
+    """Sessions, and lab namespaces whose session is gone.
+
+    Namespaces are listed before sessions: a namespace seen first was created for a session that
+    already existed, so a session missing from the later list really is gone.
+    """
+    namespaces = await kube.list("v1", "Namespace", label_selector=MANAGED_NAMESPACES)
+    sessions = await kube.list(names.API_VERSION, names.SESSION_KIND)
+    live = {s["metadata"]["uid"] for s in sessions}
+    orphans = [
+        ns["metadata"]["name"]
+        for ns in namespaces
+        if ns["metadata"]["labels"].get(names.LABEL_SESSION_UID) not in live
+        and not ns["metadata"].get("deletionTimestamp")
+    ]
+    return sessions, orphans
+
 
 # Namespaced kinds labenv writes (tenancy and every component template); cluster-scoped kinds are
 # refused by the renderer, so nothing labenv makes can outlive its namespace unseen.

@@ -15,11 +15,11 @@ from typing import Any
 
 from labenv import api, names
 from labenv.controller import events
+from labenv.doctor import find_orphans
 from labenv.errors import LabenvError
 from labenv.kube.client import Kube
 
 log = logging.getLogger(__name__)
-MANAGED_NAMESPACES = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_SESSION_UID}"
 
 
 @dataclass
@@ -32,24 +32,6 @@ def _expiry(session: dict[str, Any]) -> datetime | None:
     status = session.get("status") or {}
     expires = status.get("expiresAt") if isinstance(status, dict) else None
     return api.parse_timestamp(expires) if isinstance(expires, str) else None
-
-
-async def find_orphans(kube: Kube) -> tuple[list[dict[str, Any]], list[str]]:
-    """Sessions, and lab namespaces whose session is gone.
-
-    Namespaces are listed before sessions: a namespace seen first was created for a session that
-    already existed, so a session missing from the later list really is gone.
-    """
-    namespaces = await kube.list("v1", "Namespace", label_selector=MANAGED_NAMESPACES)
-    sessions = await kube.list(names.API_VERSION, names.SESSION_KIND)
-    live = {s["metadata"]["uid"] for s in sessions}
-    orphans = [
-        ns["metadata"]["name"]
-        for ns in namespaces
-        if ns["metadata"]["labels"].get(names.LABEL_SESSION_UID) not in live
-        and not ns["metadata"].get("deletionTimestamp")
-    ]
-    return sessions, orphans
 
 
 async def sweep_once(kube: Kube, now: datetime, delete_orphans: bool = True) -> SweepResult:
